@@ -1,0 +1,139 @@
+// Package config loads labcloud.yaml. Every key has a default, so labcloudd
+// runs with no file at all; configs/labcloud.yaml documents each key and a
+// test keeps that file and these defaults in step.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the daemon's configuration.
+type Config struct {
+	// StateDir holds etcd's data (embedded mode), admin-credentials and
+	// endpoint files.
+	StateDir string `yaml:"stateDir"`
+	// Listen is the API's address. Loopback by default: a lab API must not
+	// be reachable from the network unless the operator says so.
+	Listen string `yaml:"listen"`
+	// Region is the single region this install serves.
+	Region string `yaml:"region"`
+	// Zones are the region's availability zones.
+	Zones []string `yaml:"zones"`
+	// Etcd selects the state store.
+	Etcd EtcdConfig `yaml:"etcd"`
+	// Limits are the per-account EC2 quotas written into state for each new
+	// account (DescribeAccountAttributes reports them).
+	Limits Limits `yaml:"limits"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"logLevel"`
+}
+
+// EtcdConfig selects embedded or external etcd.
+type EtcdConfig struct {
+	// Endpoints of an external etcd cluster; empty runs an embedded
+	// single-member etcd under StateDir.
+	Endpoints []string `yaml:"endpoints"`
+	// Prefix is the key prefix for all labcloud objects, so several installs
+	// can share one external cluster.
+	Prefix string `yaml:"prefix"`
+}
+
+// Limits are the EC2 account quotas.
+type Limits struct {
+	MaxInstances                  int `yaml:"maxInstances"`
+	MaxElasticIPs                 int `yaml:"maxElasticIPs"`
+	MaxSecurityGroupsPerInterface int `yaml:"maxSecurityGroupsPerInterface"`
+}
+
+// Default returns the configuration used when no file is given.
+func Default() Config {
+	return Config{
+		StateDir: "/var/lib/labcloud",
+		Listen:   "127.0.0.1:7420",
+		Region:   "lab-1",
+		Zones:    []string{"lab-1a", "lab-1b", "lab-1c"},
+		Etcd:     EtcdConfig{Prefix: "/labcloud/"},
+		Limits: Limits{
+			MaxInstances:                  20,
+			MaxElasticIPs:                 5,
+			MaxSecurityGroupsPerInterface: 5,
+		},
+		LogLevel: "info",
+	}
+}
+
+// Load reads path (if non-empty) over the defaults and validates the result.
+// Unknown keys are an error: a typo must not silently fall back to a default.
+func Load(path string) (Config, error) {
+	c := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("reading config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		// An empty file decodes to io.EOF: it means "all defaults".
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return c, fmt.Errorf("parsing config %s: %w", path, err)
+		}
+	}
+	if len(c.Etcd.Endpoints) == 0 {
+		c.Etcd.Endpoints = nil // "endpoints: []" and no key mean the same
+	}
+	return c, c.Validate()
+}
+
+var (
+	regionRe = regexp.MustCompile(`^[a-z]+(-[a-z]+)*-[0-9]+$`)
+	logLevel = map[string]bool{"debug": true, "info": true, "warn": true, "error": true}
+)
+
+// Validate checks every key and says what to fix.
+func (c Config) Validate() error {
+	var errs []string
+	if c.StateDir == "" {
+		errs = append(errs, "stateDir must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Sprintf("listen %q must be host:port (e.g. 127.0.0.1:7420)", c.Listen))
+	}
+	if !regionRe.MatchString(c.Region) {
+		errs = append(errs, fmt.Sprintf("region %q must look like lab-1 (lowercase words and a number, dash-separated)", c.Region))
+	}
+	if len(c.Zones) == 0 {
+		errs = append(errs, "zones must list at least one availability zone")
+	}
+	seen := map[string]bool{}
+	for _, z := range c.Zones {
+		if !strings.HasPrefix(z, c.Region) || len(z) != len(c.Region)+1 || z[len(z)-1] < 'a' || z[len(z)-1] > 'z' {
+			errs = append(errs, fmt.Sprintf("zone %q must be the region name plus one letter (e.g. %sa)", z, c.Region))
+		}
+		if seen[z] {
+			errs = append(errs, fmt.Sprintf("zone %q is listed twice", z))
+		}
+		seen[z] = true
+	}
+	if !strings.HasPrefix(c.Etcd.Prefix, "/") || !strings.HasSuffix(c.Etcd.Prefix, "/") {
+		errs = append(errs, fmt.Sprintf("etcd.prefix %q must start and end with /", c.Etcd.Prefix))
+	}
+	if c.Limits.MaxInstances < 0 || c.Limits.MaxElasticIPs < 0 || c.Limits.MaxSecurityGroupsPerInterface < 1 || c.Limits.MaxSecurityGroupsPerInterface > 16 {
+		errs = append(errs, "limits must be non-negative and maxSecurityGroupsPerInterface between 1 and 16")
+	}
+	if !logLevel[c.LogLevel] {
+		errs = append(errs, fmt.Sprintf("logLevel %q must be debug, info, warn or error", c.LogLevel))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
