@@ -1,0 +1,183 @@
+// Package daemon runs labcloudd: it starts (or dials) etcd, seeds the
+// install's shape and the first account, writes the admin credentials and
+// serves the API until its context ends. cmd/labcloudd only turns flags
+// into a config.Config and calls Run.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/labcloud/labcloud/api"
+	"github.com/labcloud/labcloud/iamd"
+	"github.com/labcloud/labcloud/internal/cloud"
+	"github.com/labcloud/labcloud/internal/config"
+	"github.com/labcloud/labcloud/internal/store"
+	"github.com/labcloud/labcloud/internal/store/embedded"
+)
+
+// Files under the state dir that users and tools read.
+const (
+	CredentialsFile = "admin-credentials"
+	EndpointFile    = "endpoint"
+	// Profile is the profile name in the admin-credentials file.
+	Profile = "labcloud"
+)
+
+// Run serves until ctx is cancelled. ready, if not nil, is called once the
+// API accepts requests, with the endpoint URL.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(endpoint string)) error {
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("creating state dir: %w", err)
+	}
+
+	endpoints := cfg.Etcd.Endpoints
+	if len(endpoints) == 0 {
+		srv, err := embedded.Start(ctx, embedded.Config{DataDir: filepath.Join(cfg.StateDir, "etcd")})
+		if err != nil {
+			return fmt.Errorf("starting embedded etcd: %w", err)
+		}
+		defer srv.Close()
+		endpoints = srv.Endpoints()
+		log.Info("embedded etcd started", "dataDir", filepath.Join(cfg.StateDir, "etcd"), "endpoints", endpoints)
+	} else {
+		log.Info("using external etcd", "endpoints", endpoints)
+	}
+	cli, err := store.Dial(ctx, endpoints)
+	if err != nil {
+		return fmt.Errorf("connecting to etcd %v: %w", endpoints, err)
+	}
+	defer cli.Close()
+	st := store.New(cli, cfg.Etcd.Prefix)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	defer ln.Close()
+	endpoint := "http://" + ln.Addr().String()
+
+	cl := cloud.New(st)
+	if err := cl.Seed(ctx, cfg.Region, endpoint, cfg.Zones); err != nil {
+		return err
+	}
+	accounts := iamd.NewAccounts(st)
+	accounts.OnCreate = func(ctx context.Context, a iamd.Account) error {
+		return cl.SeedAccount(ctx, a.ID, cloud.Limits{
+			MaxInstances:                  cfg.Limits.MaxInstances,
+			MaxElasticIPs:                 cfg.Limits.MaxElasticIPs,
+			MaxSecurityGroupsPerInterface: cfg.Limits.MaxSecurityGroupsPerInterface,
+		})
+	}
+	acct, key, err := accounts.Bootstrap(ctx, "admin")
+	if err != nil {
+		return fmt.Errorf("bootstrapping the first account: %w", err)
+	}
+	if err := writeCredentials(cfg.StateDir, endpoint, cfg.Region, acct, key); err != nil {
+		return err
+	}
+	log.Info("account ready", "account", acct.ID, "credentials", filepath.Join(cfg.StateDir, CredentialsFile))
+
+	srv := &http.Server{
+		Handler: api.New(api.Options{
+			Accounts: accounts, Cloud: cl, Region: cfg.Region, Logger: log,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("labcloudd serving", "endpoint", endpoint, "region", cfg.Region, "zones", cfg.Zones)
+	if ready != nil {
+		ready(endpoint)
+	}
+	watchEtcd(ctx, cli, log)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving API: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutting down API: %w", err)
+	}
+	return nil
+}
+
+// watchEtcd logs when etcd becomes unreachable, because every API call
+// will then fail with InternalError and the log should say why.
+func watchEtcd(ctx context.Context, cli *clientv3.Client, log *slog.Logger) {
+	go func() {
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				c, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err := cli.Get(c, "health")
+				cancel()
+				if err != nil && ctx.Err() == nil {
+					log.Error("etcd unreachable", "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// writeCredentials writes the root key in the aws shared-credentials format
+// (profile "labcloud") with the endpoint and region, mode 0600, atomically.
+// botocore merges the credentials file into its profiles, so region and
+// endpoint_url here are honoured without a separate config file.
+func writeCredentials(stateDir, endpoint, region string, a iamd.Account, k iamd.AccessKey) error {
+	content := fmt.Sprintf(`# labcloud admin credentials: root user of account %s (%s).
+# Keep this file private. The aws CLI and boto3 read the region and the
+# endpoint from it too:
+#   AWS_SHARED_CREDENTIALS_FILE=%[3]s aws --profile %[4]s ec2 describe-regions
+[%[4]s]
+aws_access_key_id = %[6]s
+aws_secret_access_key = %[7]s
+region = %[8]s
+endpoint_url = %[5]s
+`, a.ID, a.Name, filepath.Join(stateDir, CredentialsFile), Profile, endpoint, k.AccessKeyID, k.SecretAccessKey, region)
+	if err := writeFileAtomic(filepath.Join(stateDir, CredentialsFile), []byte(content), 0o600); err != nil {
+		return fmt.Errorf("writing admin credentials: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(stateDir, EndpointFile), []byte(endpoint+"\n"), 0o644); err != nil {
+		return fmt.Errorf("writing endpoint file: %w", err)
+	}
+	return nil
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
