@@ -49,6 +49,7 @@ var sigv4Status = map[string]int{
 	"SignatureDoesNotMatch":      http.StatusForbidden,
 	"InvalidClientTokenId":       http.StatusForbidden,
 	"RequestExpired":             http.StatusBadRequest,
+	"ExpiredToken":               http.StatusForbidden,
 }
 
 // wireError is the one place where any error becomes an AWS error code,
@@ -73,6 +74,10 @@ func wireError(service string, err error) WireError {
 		// as InvalidClientTokenId.
 		if service == ServiceEC2 && code == "InvalidClientTokenId" {
 			code, status = "AuthFailure", http.StatusUnauthorized
+		}
+		// EC2 reports expired temporary credentials as RequestExpired.
+		if service == ServiceEC2 && code == "ExpiredToken" {
+			code, status = "RequestExpired", http.StatusBadRequest
 		}
 		return WireError{Status: status, Code: code, Message: se.Message}
 	case errors.As(err, &pe):

@@ -26,6 +26,9 @@ const (
 	ServiceEC2 = "ec2"
 	ServiceIAM = "iam"
 	ServiceSTS = "sts"
+	// ServiceLabcloud is labcloud's own admin API (CreateAccount), in the
+	// awsQuery protocol, signed like the others.
+	ServiceLabcloud = "labcloud"
 )
 
 // maxBody bounds a request body. The largest legitimate Query requests
@@ -43,6 +46,10 @@ type Options struct {
 	Region string
 	// Now is the clock for signature checks (tests move it).
 	Now func() time.Time
+	// IAM holds users, groups, roles and policies.
+	IAM *iamd.IAM
+	// Sessions holds temporary credentials (STS).
+	Sessions *iamd.Sessions
 }
 
 // Call is what a handler knows about the request it serves.
@@ -77,10 +84,13 @@ func New(opts Options) *Server {
 		opts.Now = time.Now
 	}
 	s := &Server{opts: opts, ops: map[string]map[string]operation{
-		ServiceEC2: {}, ServiceIAM: {}, ServiceSTS: {},
+		ServiceEC2: {}, ServiceIAM: {}, ServiceSTS: {}, ServiceLabcloud: {},
 	}}
 	s.registerEC2()
 	s.registerSTS()
+	s.registerIAM()
+	s.registerAdmin()
+	s.registerSimulate()
 	return s
 }
 
@@ -163,19 +173,16 @@ func (s *Server) serve(r *http.Request, c *Call) (any, error) {
 		return nil, scopeErr
 	}
 
-	var key iamd.AccessKey
+	var principal iamd.Principal
 	v := sigv4.Verifier{Now: s.opts.Now, Lookup: func(ctx context.Context, id string) (sigv4.Key, error) {
-		k, err := s.opts.Accounts.LookupAccessKey(ctx, id)
-		if errors.Is(err, iamd.ErrNoSuchKey) {
-			return sigv4.Key{}, sigv4.ErrUnknownKey
-		}
-		key = k
-		return sigv4.Key{AccessKeyID: k.AccessKeyID, SecretAccessKey: k.SecretAccessKey}, err
+		p, key, err := s.lookupKey(ctx, id)
+		principal = p
+		return key, err
 	}}
 	if _, err := v.Verify(r.Context(), r, body); err != nil {
 		return nil, err
 	}
-	c.Principal = iamd.PrincipalFor(key)
+	c.Principal = principal
 	if s.opts.Region != "" && scope.Region != s.opts.Region && c.Service != ServiceIAM {
 		// IAM is global (AWS signs it for us-east-1); EC2 and STS are
 		// regional.
@@ -192,7 +199,7 @@ func (s *Server) serve(r *http.Request, c *Call) (any, error) {
 	if !ok {
 		return nil, wireErr(400, "InvalidAction", "the action %s is not valid for this web service (%s)", c.Action, c.Service)
 	}
-	if err := s.opts.Authorizer.Authorize(r.Context(), c); err != nil {
+	if err := s.opts.Authorizer.Authorize(r.Context(), c, params); err != nil {
 		return nil, err
 	}
 	if c.Service == ServiceEC2 && strings.EqualFold(params.Get("DryRun"), "true") {
@@ -204,6 +211,33 @@ func (s *Server) serve(r *http.Request, c *Call) (any, error) {
 		}
 	}
 	return op(r.Context(), c, params)
+}
+
+// lookupKey finds the secret (and session token) of an access key and the
+// principal it stands for: long-term AKIA keys in iamd.Accounts, temporary
+// ASIA keys in iamd.Sessions.
+func (s *Server) lookupKey(ctx context.Context, id string) (iamd.Principal, sigv4.Key, error) {
+	if strings.HasPrefix(id, "ASIA") && s.opts.Sessions != nil {
+		sess, err := s.opts.Sessions.Lookup(ctx, id)
+		switch {
+		case errors.Is(err, iamd.ErrNoSuchKey):
+			return iamd.Principal{}, sigv4.Key{}, sigv4.ErrUnknownKey
+		case errors.Is(err, iamd.ErrExpiredToken):
+			return iamd.Principal{}, sigv4.Key{}, &sigv4.Error{Code: "ExpiredToken",
+				Message: "The security token included in the request is expired (it expired at " + sess.Expiration.UTC().Format(time.RFC3339) + "): get new temporary credentials"}
+		case err != nil:
+			return iamd.Principal{}, sigv4.Key{}, err
+		}
+		return sess.Principal(), sigv4.Key{AccessKeyID: sess.AccessKeyID, SecretAccessKey: sess.SecretAccessKey, SessionToken: sess.SessionToken}, nil
+	}
+	k, err := s.opts.Accounts.LookupAccessKey(ctx, id)
+	if errors.Is(err, iamd.ErrNoSuchKey) {
+		return iamd.Principal{}, sigv4.Key{}, sigv4.ErrUnknownKey
+	}
+	if err != nil {
+		return iamd.Principal{}, sigv4.Key{}, err
+	}
+	return iamd.PrincipalFor(k), sigv4.Key{AccessKeyID: k.AccessKeyID, SecretAccessKey: k.SecretAccessKey}, nil
 }
 
 // requestParams merges the query string and a form body, dropping the
@@ -242,6 +276,8 @@ func serviceForVersion(v string) string {
 		return ServiceIAM
 	case "2011-06-15":
 		return ServiceSTS
+	case AdminVersion:
+		return ServiceLabcloud
 	default:
 		return ServiceEC2
 	}
@@ -291,8 +327,11 @@ func writeXML(w http.ResponseWriter, c *Call, status int, body []byte) {
 }
 
 func namespace(service string) string {
-	if service == ServiceSTS {
+	switch service {
+	case ServiceSTS:
 		return protocol.STSNamespace
+	case ServiceLabcloud:
+		return AdminNamespace
 	}
 	return protocol.IAMNamespace
 }

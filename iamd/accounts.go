@@ -34,18 +34,6 @@ type AccessKey struct {
 	CreatedAt       time.Time `json:"createdAt"`
 }
 
-// Principal is who a request authenticated as.
-type Principal struct {
-	AccountID   string
-	UserName    string // empty for root
-	ARN         string
-	UserID      string
-	AccessKeyID string
-}
-
-// IsRoot reports whether the principal is the account's root user.
-func (p Principal) IsRoot() bool { return p.UserName == "" }
-
 // BootstrapRecord remembers the account labcloudd created on first start,
 // so a restart reuses it instead of minting new keys.
 type BootstrapRecord struct {
@@ -186,19 +174,6 @@ func (s *Accounts) LookupAccessKey(ctx context.Context, id string) (AccessKey, e
 	return k, nil
 }
 
-// PrincipalFor describes who signs with key k.
-func PrincipalFor(k AccessKey) Principal {
-	p := Principal{AccountID: k.AccountID, AccessKeyID: k.AccessKeyID, UserName: k.UserName}
-	if k.UserName == "" {
-		p.ARN = "arn:aws:iam::" + k.AccountID + ":root"
-		p.UserID = k.AccountID
-	} else {
-		p.ARN = "arn:aws:iam::" + k.AccountID + ":user/" + k.UserName
-		p.UserID = k.AccessKeyID
-	}
-	return p
-}
-
 const (
 	keyIDAlphabet  = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 	secretAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -218,3 +193,13 @@ func randomString(n int, alphabet string) string {
 }
 
 func randomDigits(n int) string { return randomString(n, "0123456789") }
+
+// AdminAccountID is the id of the install's first account, whose root user
+// (the holder of admin-credentials) administers labcloud itself.
+func (s *Accounts) AdminAccountID(ctx context.Context) (string, error) {
+	var rec BootstrapRecord
+	if _, err := s.st.Get(ctx, bootstrapKey, &rec); err != nil {
+		return "", fmt.Errorf("reading bootstrap record: %w", err)
+	}
+	return rec.AccountID, nil
+}

@@ -65,6 +65,7 @@ code and message and exit non-zero.`,
 				ArgsUsage: "[ZONE...]",
 				Action:    zones,
 			},
+			adminCommand(),
 			{
 				Name:  "version",
 				Usage: "print the CLI version",

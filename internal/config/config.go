@@ -35,6 +35,10 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"logLevel"`
+	// TestClock enables POST /_labcloud/test/clock?advance=DURATION, which
+	// moves the clock that credential expirations use. Flag only
+	// (--test-clock): tests use it, a lab never should.
+	TestClock bool `yaml:"-"`
 }
 
 // EtcdConfig selects embedded or external etcd.

@@ -6,6 +6,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/labcloud/labcloud/api"
 	"github.com/labcloud/labcloud/iamd"
+	"github.com/labcloud/labcloud/internal/clock"
 	"github.com/labcloud/labcloud/internal/cloud"
 	"github.com/labcloud/labcloud/internal/config"
 	"github.com/labcloud/labcloud/internal/store"
@@ -78,6 +81,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 			MaxSecurityGroupsPerInterface: cfg.Limits.MaxSecurityGroupsPerInterface,
 		})
 	}
+	clk := &clock.Clock{}
+	sessions := iamd.NewSessions(st, clk.Now)
+	iam := iamd.NewIAM(st, accounts)
+	msgKey, err := messageKey(ctx, st)
+	if err != nil {
+		return err
+	}
 	acct, key, err := accounts.Bootstrap(ctx, "admin")
 	if err != nil {
 		return fmt.Errorf("bootstrapping the first account: %w", err)
@@ -87,10 +97,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 	}
 	log.Info("account ready", "account", acct.ID, "credentials", filepath.Join(cfg.StateDir, CredentialsFile))
 
+	var handler http.Handler = api.New(api.Options{
+		Accounts: accounts, Cloud: cl, Region: cfg.Region, Logger: log,
+		IAM: iam, Sessions: sessions,
+		Authorizer: &api.IAMAuthorizer{IAM: iam, Accounts: accounts, Now: clk.Now, Region: cfg.Region, MessageKey: msgKey},
+	})
+	if cfg.TestClock {
+		handler = withTestClock(handler, clk, log)
+	}
 	srv := &http.Server{
-		Handler: api.New(api.Options{
-			Accounts: accounts, Cloud: cl, Region: cfg.Region, Logger: log,
-		}),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
@@ -101,6 +117,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 		ready(endpoint)
 	}
 	watchEtcd(ctx, cli, log)
+	go sweepSessions(ctx, sessions, log)
 
 	select {
 	case err := <-errc:
@@ -114,6 +131,66 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 		return fmt.Errorf("shutting down API: %w", err)
 	}
 	return nil
+}
+
+// messageKey loads the key that encrypts EC2's encoded authorization
+// failure messages, creating it on first start; keeping it in etcd lets
+// every labcloudd of the install decode every message.
+func messageKey(ctx context.Context, st *store.Store) ([]byte, error) {
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	if _, err := st.Create(ctx, "config/authz-message-key", base64.StdEncoding.EncodeToString(fresh)); err != nil && !errors.Is(err, store.ErrExists) {
+		return nil, fmt.Errorf("storing the authorization message key: %w", err)
+	}
+	var enc string
+	if _, err := st.Get(ctx, "config/authz-message-key", &enc); err != nil {
+		return nil, fmt.Errorf("reading the authorization message key: %w", err)
+	}
+	return base64.StdEncoding.DecodeString(enc)
+}
+
+// sweepSessions removes long-expired temporary credentials every ten
+// minutes.
+func sweepSessions(ctx context.Context, sessions *iamd.Sessions, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := sessions.Sweep(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("sweeping expired sessions", "err", err)
+			} else if n > 0 {
+				log.Debug("swept expired sessions", "count", n)
+			}
+		}
+	}
+}
+
+// withTestClock serves POST /_labcloud/test/clock?advance=DURATION (only
+// with --test-clock) and passes everything else on.
+func withTestClock(next http.Handler, clk *clock.Clock, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/_labcloud/test/clock" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST /_labcloud/test/clock?advance=15m", http.StatusMethodNotAllowed)
+			return
+		}
+		d, err := time.ParseDuration(r.URL.Query().Get("advance"))
+		if err != nil || d < 0 {
+			http.Error(w, "advance must be a positive Go duration such as 901s or 15m", http.StatusBadRequest)
+			return
+		}
+		now := clk.Advance(d)
+		log.Warn("test clock advanced", "by", d, "now", now)
+		fmt.Fprintln(w, now.UTC().Format(time.RFC3339))
+	})
 }
 
 // watchEtcd logs when etcd becomes unreachable, because every API call

@@ -117,6 +117,7 @@ func TestAuthAndInputErrors(t *testing.T) {
 		{"unknown parameter", rawReq{service: "ec2", body: describeRegions + "&Colour=blue"}, 400, "UnknownParameter", "Colour"},
 		{"bad filter", rawReq{service: "ec2", body: describeRegions + "&Filter.1.Name=colour&Filter.1.Value.1=x"}, 400, "InvalidParameterValue", "colour"},
 		{"bad attribute", rawReq{service: "ec2", body: "Action=DescribeAccountAttributes&Version=2016-11-15&AttributeName.1=max-dragons"}, 400, "InvalidParameterValue", "max-dragons"},
+		{"session token too short", rawReq{service: "sts", body: "Action=GetSessionToken&Version=2011-06-15&DurationSeconds=60"}, 400, "ValidationError", "between 900 and 3600"},
 		{"dry run", rawReq{service: "ec2", body: describeRegions + "&DryRun=true"}, 412, "DryRunOperation", "DryRun"},
 		{"wrong region", rawReq{service: "ec2", body: describeRegions, region: "us-east-1"}, 400, "SignatureDoesNotMatch", "lab-1"},
 		{"unknown service", rawReq{service: "s3", body: describeRegions}, 400, "InvalidClientTokenId", "s3"},
