@@ -1,6 +1,13 @@
 // Package hypervisor runs EC2 instances as real virtual machines. It owns
 // one small Driver interface (create, start, stop, reset, destroy, status,
-// disk and NIC hot-plug, console) and its drivers in subfolders: qemu (QMP
-// through digitalocean/go-qemu, QEMU processes that outlive labcloudd) and
-// libvirt (digitalocean/go-libvirt).
+// disk and NIC hot-plug, console), the typed Spec a VM is defined from, a
+// few optional abilities as separate small interfaces (Pauser,
+// DiskThrottler, Reattacher, Lister), and DetectAccel, which decides
+// between KVM and TCG on this host.
+//
+// Drivers live in subfolders: qemu (the default: QMP through
+// digitalocean/go-qemu, QEMU processes that outlive labcloudd) and, later,
+// libvirt (digitalocean/go-libvirt). fake is an in-memory driver for other
+// packages' unit tests, and hvtest is the conformance suite that the real
+// drivers and the fake all pass.
 package hypervisor
