@@ -12,8 +12,12 @@ BIN       := bin
 # Debian packages the project needs now: etcd for the external-etcd store
 # tests, vagrant to validate the Vagrantfile, curl for `make up`, sudo so the
 # README's `sudo make test` works for root too, python3 + the aws CLI/boto3
-# fallbacks for the end-to-end tests when the pip ones are missing.
-DEB_PACKAGES := etcd-server vagrant curl sudo ca-certificates git make gcc python3
+# fallbacks for the end-to-end tests when the pip ones are missing; QEMU,
+# qemu-img, kmod, e2fsprogs and dpkg/apt tools for the hypervisor and the
+# image builder (which downloads the guest's own packages with apt-get
+# download), iproute2 and openssh-client for the boot tests.
+DEB_PACKAGES := etcd-server vagrant curl sudo ca-certificates git make gcc python3 \
+	qemu-system-x86 qemu-utils busybox-static kmod e2fsprogs iproute2 openssh-client xz-utils
 
 .PHONY: all deps build test test-unit bench up down vet clean
 
@@ -23,9 +27,12 @@ deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if ! command -v aws >/dev/null 2>&1; then missing="$$missing awscli"; fi; \
 	if ! python3 -c 'import boto3' >/dev/null 2>&1; then missing="$$missing python3-boto3"; fi; \
+	if [ -n "$$missing" ] || [ -z "$$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -1)" ]; then \
+		apt-get update -qq; \
+	fi; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "Debian packages: all present"; fi
 	$(GO) mod download
 
