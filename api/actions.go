@@ -12,7 +12,10 @@ import (
 // checks it on (each must be allowed) and, for actions governed by a
 // resource-based policy, how to load that policy.
 type actionSpec struct {
-	resources      func(c *Call, p url.Values) []string
+	resources func(c *Call, p url.Values) []string
+	// alsoNeeds lists further actions the same call must be allowed, e.g.
+	// sts:TagSession when AssumeRole passes session tags.
+	alsoNeeds      func(c *Call, p url.Values) []string
 	resourcePolicy func(ctx context.Context, a *IAMAuthorizer, c *Call, p url.Values) (*policy.NamedPolicy, string, error)
 }
 
@@ -31,6 +34,16 @@ func init() {
 	actionTable["sts:AssumeRole"] = actionSpec{
 		resources:      func(_ *Call, p url.Values) []string { return []string{p.Get("RoleArn")} },
 		resourcePolicy: trustPolicyOf,
+		alsoNeeds: func(c *Call, p url.Values) []string {
+			var more []string
+			if len(requestTags(ServiceSTS, p)) > 0 {
+				more = append(more, "sts:TagSession") // AWS requires it for session tags
+			}
+			if p.Get("SourceIdentity") != "" {
+				more = append(more, "sts:SetSourceIdentity")
+			}
+			return more
+		},
 	}
 
 	iam := func(kind, nameParam string, actions ...string) {

@@ -80,10 +80,25 @@ func (a *IAMAuthorizer) Authorize(ctx context.Context, c *Call, params url.Value
 		return err
 	}
 	rctx := a.requestContext(c, params, subject)
+	actions := []string{action}
+	if spec.alsoNeeds != nil {
+		actions = append(actions, spec.alsoNeeds(c, params)...)
+	}
+	for _, action := range actions {
+		if err := a.authorizeAction(ctx, c, params, spec, action, subject, rctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// authorizeAction checks one action on each of the spec's resources.
+func (a *IAMAuthorizer) authorizeAction(ctx context.Context, c *Call, params url.Values, spec actionSpec, action string, subject *subject, rctx *policy.Context) error {
 	for _, res := range spec.resources(c, params) {
+		res, resCtx := a.resourceContext(ctx, c, res, rctx)
 		in := policy.Input{
 			Request: policy.Request{
-				Action: action, Resource: res, Context: rctx,
+				Action: action, Resource: res, Context: resCtx,
 				Principal: subject.info,
 			},
 			PrincipalAccount: c.Principal.AccountID,
@@ -183,6 +198,53 @@ func (a *IAMAuthorizer) subject(ctx context.Context, c *Call) (*subject, error) 
 		s.info.ARNs = append(s.info.ARNs, p.RoleARN)
 	}
 	return s, nil
+}
+
+// resourceContext completes what is known about an existing IAM user or
+// role the call acts on: its path-qualified ARN (policies may name paths)
+// and its tags as aws:ResourceTag/* and iam:ResourceTag/*. Other resources
+// pass through unchanged; EC2 resources add their tags as they land.
+func (a *IAMAuthorizer) resourceContext(ctx context.Context, c *Call, res string, rctx *policy.Context) (string, *policy.Context) {
+	parts := strings.SplitN(res, ":", 6)
+	if c.Service != ServiceIAM || len(parts) != 6 || parts[2] != "iam" || parts[4] != c.Principal.AccountID {
+		return res, rctx
+	}
+	kind, rest, _ := strings.Cut(parts[5], "/")
+	name := rest[strings.LastIndex(rest, "/")+1:]
+	if name == "" {
+		return res, rctx
+	}
+	var arn string
+	var tags []iamd.Tag
+	switch kind {
+	case "user":
+		u, err := a.IAM.GetUser(ctx, c.Principal.AccountID, name)
+		if err != nil {
+			return res, rctx // not there (yet): CreateUser, or NoSuchEntity later
+		}
+		arn, tags = u.ARN, u.Tags
+	case "role":
+		r, err := a.IAM.GetRole(ctx, c.Principal.AccountID, name)
+		if err != nil {
+			return res, rctx
+		}
+		arn, tags = r.ARN, r.Tags
+	default:
+		return res, rctx
+	}
+	if len(tags) == 0 {
+		return arn, rctx
+	}
+	out := policy.NewContext()
+	for _, k := range rctx.Keys() {
+		v, _ := rctx.Get(k)
+		out.Set(k, v...)
+	}
+	for _, t := range tags {
+		out.Set("aws:ResourceTag/"+t.Key, t.Value)
+		out.Set("iam:ResourceTag/"+t.Key, t.Value)
+	}
+	return arn, out
 }
 
 // requestContext builds the global condition keys AWS sets for a call.
