@@ -3,4 +3,100 @@
 // and stateful security groups in one nftables table per VPC; DHCP, DNS and
 // the instance metadata service inside the VPC namespace; internet and NAT
 // gateways towards a host bridge holding the public address pool.
+//
+// # What is built so far (the minimal fabric, enough for ssh)
+//
+// Default VPCs (172.31.0.0/16, one default /20 per AZ numbered as AWS does),
+// ENIs, a DHCP server per subnet and the metadata service per VPC. Route
+// tables, NACLs, security groups, anti-spoofing, DNS, gateways and
+// non-default VPCs come with the VPC issue.
+//
+// # Names
+//
+// With NamePrefix p (1-6 characters, default "lc"):
+//
+//	netns  p-<vpc-id>          mounted at /var/run/netns/p-<vpc-id>
+//	bridge pb<last 8 hex of the subnet ID>, inside the VPC namespace
+//	tap    pt<last 8 hex of the ENI ID>, inside the VPC namespace
+//
+// Interface names live inside the VPC namespace only, so they need to be
+// unique per VPC; all fit IFNAMSIZ. Reconcile removes namespaces named p-*
+// and interfaces named pb<8 hex>/pt<8 hex> that no record owns, and nothing
+// else.
+//
+// # Addresses and kernel settings
+//
+// In a VPC namespace: lo is up and holds 169.254.169.254/32; ip_forward=1,
+// send_redirects=0 (all, default and every bridge), the three
+// net.bridge.bridge-nf-call-* sysctls 0. Each subnet bridge has a fixed
+// random MAC (so that adding ports never changes the router's MAC), holds
+// base+1 (router) and base+2 (DNS) with the subnet's prefix length, and has
+// proxy_arp_pvlan=1. Taps are persistent, single-queue (QEMU must not ask
+// for multi_queue), IFF_NO_PI|IFF_VNET_HDR, owned by root, isolated bridge
+// ports: guests of one subnet reach each other only through the router,
+// which answers their ARP with the bridge MAC and forwards.
+//
+// Instances reach the metadata service through their default route (the
+// router, base+1), which delivers 169.254.169.254 locally; a guest that
+// puts 169.254.0.0/16 on its link also works, as the router answers ARP for
+// its local addresses.
+//
+// # DHCP
+//
+// One server per subnet, in Go (the packet codec is
+// github.com/insomniacslk/dhcp/dhcpv4). Its UDP socket is created inside
+// the VPC namespace, bound to 0.0.0.0:67 with SO_BINDTODEVICE=<bridge>
+// (and SO_REUSEADDR, so the servers of all subnets share the port). Leases
+// are static, by MAC, for the ENI's life: DISCOVER gets OFFER, REQUEST gets
+// ACK (NAK for another address), INFORM gets ACK, RELEASE and DECLINE are
+// ignored, unknown MACs get no answer. Options: mask, router base+1, DNS
+// base+2, hostname ip-a-b-c-d, domain <region>.compute.internal, broadcast
+// address, MTU 1500 (the bridges' MTU; AWS's 9001 would need jumbo
+// bridges), lease 1 h, T1 30 min, T2 52.5 min. Replies go to the limited
+// broadcast address unless the client already has its address (renewal:
+// unicast to ciaddr); a broadcast stays on the subnet's bridge.
+//
+// DNS: the lease names base+2, as AWS does, and the router holds that
+// address, but no resolver runs yet: queries get an immediate ICMP port
+// unreachable, so guests fail fast instead of waiting for timeouts. The
+// resolver (VPC issue) will listen on base+2 and nothing in the guests
+// changes.
+//
+// # Instance metadata service
+//
+// One HTTP server per VPC, listening on 169.254.169.254:80 inside the VPC
+// namespace (the listener is opened there; the serving goroutines may run
+// on any thread). The caller is identified by (VPC, source IP) through
+// MetadataSource. IMDSv1 GET and IMDSv2: PUT /latest/api/token with
+// X-aws-ec2-metadata-token-ttl-seconds 1-21600 (else 400; a request with
+// X-Forwarded-For gets 403, GET on the token path 405) returns a token that
+// is an HMAC over (VPC, caller IP, expiry) with a per-process key: no
+// state, not usable by another instance, invalid after a daemon restart
+// (clients then fetch a new one, as after expiry). A present but invalid
+// token gives 401, as does a missing one when HttpTokens is "required".
+// HttpEndpoint "disabled" gives 403 for every path. The token response
+// leaves with IP TTL = HopLimit (AWS's HttpPutResponseHopLimit); other
+// responses use the system default. HTTP/1.0 requests (busybox nc) are
+// answered and the connection closed.
+//
+// # Threads and namespaces
+//
+// Everything that creates a kernel object or a socket inside a VPC
+// namespace runs through InNamespace: a fresh goroutine locked to its OS
+// thread, setns, fn, setns back (a thread that cannot go back is left
+// locked and dies with the goroutine). Taps must be created there because
+// TUNSETIFF creates the device in the calling thread's namespace; QEMU
+// joins the same namespace (ENI.NetNSPath) before opening the tap by name.
+//
+// # Records
+//
+// etcd keys: vpcs/<acct>/<vpc-id>, subnets/<acct>/<subnet-id>,
+// enis/<acct>/<eni-id>, enis-by-ip/<vpc-id>/<ip> (created in the same Txn
+// as the ENI, which is what allocates the address: a concurrent allocation
+// of the same address fails with ErrExists and retries),
+// enis-by-instance/<acct>/<instance-id> (same Txn; makes CreateENI
+// idempotent per instance), and default-vpcs/<acct> (created in the same Txn as the default VPC, so two
+// concurrent EnsureDefaultVPC calls agree on one VPC). Generated names (tap,
+// MAC, bridge, bridge MAC, namespace) are recorded before the kernel
+// objects are made, so Reconcile can finish an interrupted create.
 package netfab
