@@ -149,6 +149,11 @@ type Spec struct {
 	SMBIOS SMBIOS `json:"smbios"`
 	// Accel is auto (the default), kvm or tcg.
 	Accel Accel `json:"accel,omitempty"`
+	// NetNS is the path of a network namespace (e.g.
+	// /var/run/netns/NAME) the VM's process runs in, so that its taps,
+	// which live in a VPC's namespace, can be opened. Empty means the
+	// host's namespace.
+	NetNS string `json:"netns,omitempty"`
 }
 
 // Disk is one block device of a VM.

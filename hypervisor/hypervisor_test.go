@@ -101,6 +101,7 @@ func TestValidate(t *testing.T) {
 		{"nic model e1000", func(s *Spec) { s.NICs[0].Model = "e1000" }, "use virtio-net"},
 		{"smbios control char", func(s *Spec) { s.SMBIOS.Product = "t3\n" }, "printable"},
 		{"smbios too long", func(s *Spec) { s.SMBIOS.Family = strings.Repeat("x", MaxSMBIOSLen+1) }, "longer"},
+		{"relative netns", func(s *Spec) { s.NetNS = "vpc-1" }, "absolute path"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -69,6 +69,9 @@ func (s Spec) Validate() error {
 	if s.MemoryMiB < MinMemoryMiB {
 		return invalid("VM %s: %d MiB of memory is too little; use at least %d", s.ID, s.MemoryMiB, MinMemoryMiB)
 	}
+	if s.NetNS != "" && !strings.HasPrefix(s.NetNS, "/") {
+		return invalid("VM %s: network namespace %q must be an absolute path such as /var/run/netns/NAME", s.ID, s.NetNS)
+	}
 	switch s.Accel {
 	case "", AccelAuto, AccelKVM, AccelTCG:
 	default:

@@ -412,7 +412,7 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	if err := os.WriteFile(filepath.Join(v.files.Dir, startedFile), nil, 0o640); err != nil {
 		return fmt.Errorf("starting VM %s: %w", id, err)
 	}
-	if err := launch(ctx, bin, args, v.files.QEMULog); err != nil {
+	if err := launch(ctx, bin, args, v.files.QEMULog, spec.NetNS); err != nil {
 		os.Remove(filepath.Join(v.files.Dir, startedFile))
 		return errdefs.Wrap(errdefs.ClassUnavailable, "", err, "starting VM %s (accelerator %s: %s) failed; the command line is in %s", id, accel, why, filepath.Join(v.files.Dir, cmdlineFile))
 	}

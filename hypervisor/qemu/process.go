@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,7 +20,10 @@ import (
 // which exits once the daemon has set up everything (sockets listening,
 // pidfile written and locked) or failed to. Its stderr goes to logPath,
 // which is where start-up errors are read back from.
-func launch(ctx context.Context, binary string, args []string, logPath string) error {
+//
+// With netns set (a network namespace's path) QEMU starts inside that
+// namespace, so it can open taps that live there.
+func launch(ctx context.Context, binary string, args []string, logPath, netns string) error {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("opening QEMU log: %w", err)
@@ -38,7 +42,7 @@ func launch(ctx context.Context, binary string, args []string, logPath string) e
 	// Its own session from the start: no signal aimed at labcloudd's
 	// process group (a Ctrl-C in a terminal, systemd's stop) reaches it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Run(); err != nil {
+	if err := runIn(netns, cmd); err != nil {
 		msg := readFrom(logPath, start)
 		if msg == "" {
 			msg = err.Error()
@@ -46,6 +50,55 @@ func launch(ctx context.Context, binary string, args []string, logPath string) e
 		return fmt.Errorf("QEMU failed to start: %s", msg)
 	}
 	return nil
+}
+
+// runIn runs cmd to completion, started inside the network namespace at
+// netns when it is not empty.
+//
+// A process inherits the network namespace of the thread that forks it.
+// So the fork happens on an OS thread locked to a goroutine that has first
+// switched that thread into the namespace. The thread is never switched
+// back and reused: the goroutine ends still locked, so the Go runtime
+// throws the thread away instead of letting other goroutines run in the
+// wrong namespace.
+func runIn(netns string, cmd *exec.Cmd) error {
+	if netns == "" {
+		return cmd.Run()
+	}
+	started := make(chan error, 1)
+	enterAndStart := func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread, on purpose (see above).
+		f, err := os.Open(netns)
+		if err != nil {
+			started <- fmt.Errorf("opening network namespace: %w", err)
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			started <- fmt.Errorf("entering network namespace %s: %w", netns, err)
+			return
+		}
+		started <- cmd.Start()
+	}
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() != unix.Getpid() {
+			enterAndStart() // stays locked (twice): this thread is discarded
+			return
+		}
+		// This is the main thread, which Go never discards and whose
+		// namespace /proc/self shows: keep it locked here so the work
+		// below necessarily runs on another thread, then release it.
+		done := make(chan struct{})
+		go func() { enterAndStart(); close(done) }()
+		<-done
+		runtime.UnlockOSThread()
+	}()
+	if err := <-started; err != nil {
+		return err
+	}
+	return cmd.Wait()
 }
 
 // readFrom returns what was appended to a file after offset, trimmed.
