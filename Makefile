@@ -17,7 +17,8 @@ BIN       := bin
 # image builder (which downloads the guest's own packages with apt-get
 # download), iproute2 and openssh-client for the boot tests.
 DEB_PACKAGES := etcd-server vagrant curl sudo ca-certificates git make gcc python3 \
-	qemu-system-x86 qemu-utils busybox-static kmod e2fsprogs iproute2 openssh-client xz-utils
+	qemu-system-x86 qemu-utils busybox-static kmod e2fsprogs iproute2 openssh-client xz-utils cpio \
+	libvirt-daemon libvirt-daemon-driver-qemu
 
 .PHONY: all deps build test test-unit bench up down vet clean
 
@@ -53,7 +54,9 @@ test: vet
 
 # Benchmarks: speed targets live here, never in timed tests.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2000x -timeout 30m ./internal/e2e/
+	$(GO) test -run '^$$' -bench 'DescribeRegions|AuthorizedCall' -benchtime 2000x -timeout 30m ./internal/e2e/
+	$(GO) test -run '^$$' -bench 'Decide' ./iamd/policy/
+	$(GO) test -run '^$$' -bench 'LaunchToSSH|ConcurrentLaunch|DaemonRSS' -benchtime 1x -timeout 60m ./internal/e2e/
 
 up: build
 	@mkdir -p $(STATE_DIR)
@@ -70,6 +73,14 @@ up: build
 		sleep 0.1; \
 	done; \
 	[ -f $(STATE_DIR)/endpoint ] || { echo "labcloudd did not become healthy in 60s; see $(STATE_DIR)/labcloudd.log"; exit 1; }
+	@imgs=$$($(BIN)/labcloud --state-dir $(STATE_DIR) images) || { echo "labcloud images failed; see $(STATE_DIR)/labcloudd.log"; exit 1; }; \
+	if echo "$$imgs" | awk '$$2 == "labcloud-tiny"' | grep -q .; then \
+		echo "image labcloud-tiny: $$(echo "$$imgs" | awk '$$2 == "labcloud-tiny" {print $$1; exit}')"; \
+	else \
+		echo "building and registering labcloud-tiny (once)..."; \
+		ami=$$($(BIN)/labcloud --state-dir $(STATE_DIR) image build labcloud-tiny --register) || exit 1; \
+		echo "image labcloud-tiny: $$ami"; \
+	fi
 	@echo "labcloudd is up."
 	@echo "  endpoint:    $$(cat $(STATE_DIR)/endpoint)"
 	@echo "  credentials: $(STATE_DIR)/admin-credentials (profile labcloud)"

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/url"
+	"sort"
 	"strings"
 
 	"github.com/labcloud/labcloud/iamd/policy"
@@ -29,6 +30,8 @@ func init() {
 	for _, a := range []string{"DescribeRegions", "DescribeAvailabilityZones", "DescribeAccountAttributes"} {
 		actionTable["ec2:"+a] = actionSpec{resources: all}
 	}
+
+	ec2Tables(all)
 
 	actionTable["sts:DecodeAuthorizationMessage"] = actionSpec{resources: all}
 	actionTable["sts:AssumeRole"] = actionSpec{
@@ -136,3 +139,77 @@ var trustsNobody = func() *policy.Policy {
 	}
 	return p
 }()
+
+// ec2Tables adds the key pair, image and tag actions: resources as the EC2
+// service authorization reference names them.
+func ec2Tables(all func(*Call, url.Values) []string) {
+	for _, a := range []string{"DescribeKeyPairs", "DescribeImages", "DescribeTags"} {
+		actionTable["ec2:"+a] = actionSpec{resources: all}
+	}
+	keyPair := func(c *Call, p url.Values) []string {
+		name := p.Get("KeyName")
+		if name == "" {
+			name = p.Get("KeyPairId")
+		}
+		if name == "" {
+			name = "*"
+		}
+		return []string{ec2ARN(c, c.Principal.AccountID, "key-pair/"+name)}
+	}
+	for _, a := range []string{"CreateKeyPair", "ImportKeyPair", "DeleteKeyPair"} {
+		actionTable["ec2:"+a] = actionSpec{resources: keyPair}
+	}
+	image := func(c *Call, p url.Values) []string {
+		id := p.Get("ImageId")
+		if id == "" {
+			id = "*"
+		}
+		return []string{ec2ARN(c, "", "image/"+id)}
+	}
+	actionTable["ec2:RegisterImage"] = actionSpec{resources: image}
+	actionTable["ec2:DeregisterImage"] = actionSpec{resources: image}
+	tagged := func(c *Call, p url.Values) []string {
+		var out []string
+		for k, vs := range p {
+			if !strings.HasPrefix(strings.ToLower(k), "resourceid.") {
+				continue
+			}
+			for _, id := range vs {
+				out = append(out, ec2ResourceARN(c, id))
+			}
+		}
+		if len(out) == 0 {
+			out = []string{ec2ARN(c, c.Principal.AccountID, "*")}
+		}
+		sort.Strings(out)
+		return out
+	}
+	actionTable["ec2:CreateTags"] = actionSpec{resources: tagged}
+	actionTable["ec2:DeleteTags"] = actionSpec{resources: tagged}
+}
+
+// ec2ARN is arn:aws:ec2:<region>:<account>:<resource>; images have no
+// account in their ARN.
+func ec2ARN(c *Call, account, resource string) string {
+	region := c.Region
+	if region == "" {
+		region = "*"
+	}
+	return "arn:aws:ec2:" + region + ":" + account + ":" + resource
+}
+
+// ec2ResourceARN is the ARN of a resource named by its id, with the
+// resource type its id prefix stands for.
+func ec2ResourceARN(c *Call, id string) string {
+	kind, _, _ := strings.Cut(id, "-")
+	types := map[string]string{"ami": "image", "key": "key-pair", "i": "instance", "vol": "volume", "snap": "snapshot",
+		"vpc": "vpc", "subnet": "subnet", "sg": "security-group", "eni": "network-interface", "igw": "internet-gateway",
+		"rtb": "route-table", "eipalloc": "elastic-ip", "acl": "network-acl"}
+	if t, ok := types[kind]; ok {
+		if t == "image" {
+			return ec2ARN(c, "", "image/"+id)
+		}
+		return ec2ARN(c, c.Principal.AccountID, t+"/"+id)
+	}
+	return ec2ARN(c, c.Principal.AccountID, "*/"+id)
+}

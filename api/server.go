@@ -18,7 +18,11 @@ import (
 	"github.com/labcloud/labcloud/api/protocol"
 	"github.com/labcloud/labcloud/api/sigv4"
 	"github.com/labcloud/labcloud/iamd"
+	"github.com/labcloud/labcloud/imagestore"
 	"github.com/labcloud/labcloud/internal/cloud"
+	"github.com/labcloud/labcloud/internal/instances"
+	"github.com/labcloud/labcloud/internal/keypairs"
+	"github.com/labcloud/labcloud/internal/tags"
 )
 
 // The services served on the one endpoint, as named in the SigV4 scope.
@@ -50,6 +54,15 @@ type Options struct {
 	IAM *iamd.IAM
 	// Sessions holds temporary credentials (STS).
 	Sessions *iamd.Sessions
+	// Instances runs EC2 instances; nil answers the instance actions
+	// with Unavailable.
+	Instances *instances.Service
+	// KeyPairs holds EC2 key pairs.
+	KeyPairs *keypairs.KeyPairs
+	// Tags holds EC2 tags of every resource.
+	Tags *tags.Tags
+	// Images is the AMI catalogue.
+	Images *imagestore.Catalogue
 }
 
 // Call is what a handler knows about the request it serves.
@@ -91,6 +104,10 @@ func New(opts Options) *Server {
 	s.registerIAM()
 	s.registerAdmin()
 	s.registerSimulate()
+	s.registerInstances()
+	s.registerKeyPairs()
+	s.registerTags()
+	s.registerImages()
 	return s
 }
 

@@ -39,6 +39,7 @@ them. Flags override the config file; see configs/labcloud.yaml for every key.`,
 				&cli.StringFlag{Name: "listen", Usage: "API listen address host:port (default 127.0.0.1:7420; port 0 picks a free port)"},
 				&cli.StringFlag{Name: "etcd-endpoints", Usage: "comma-separated external etcd endpoints (default: embedded etcd)"},
 				&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error (default info)"},
+				&cli.StringFlag{Name: "net-prefix", Usage: "prefix of the network namespaces, bridges and taps this install creates (default lc)"},
 				&cli.BoolFlag{Name: "test-clock", Usage: "for tests only: POST /_labcloud/test/clock?advance=15m moves the clock credential expirations use"},
 			},
 			Action: serve,
@@ -66,6 +67,9 @@ func serve(c *cli.Context) error {
 	}
 	if v := c.String("log-level"); v != "" {
 		cfg.LogLevel = v
+	}
+	if v := c.String("net-prefix"); v != "" {
+		cfg.Network.NamePrefix = v
 	}
 	cfg.TestClock = c.Bool("test-clock")
 	if err := cfg.Validate(); err != nil {

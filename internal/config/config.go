@@ -33,6 +33,8 @@ type Config struct {
 	// Limits are the per-account EC2 quotas written into state for each new
 	// account (DescribeAccountAttributes reports them).
 	Limits Limits `yaml:"limits"`
+	// Network configures the VPC fabric.
+	Network NetworkConfig `yaml:"network"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"logLevel"`
 	// TestClock enables POST /_labcloud/test/clock?advance=DURATION, which
@@ -49,6 +51,15 @@ type EtcdConfig struct {
 	// Prefix is the key prefix for all labcloud objects, so several installs
 	// can share one external cluster.
 	Prefix string `yaml:"prefix"`
+}
+
+// NetworkConfig configures the VPC fabric.
+type NetworkConfig struct {
+	// NamePrefix starts the names of every network namespace, bridge and
+	// tap labcloudd creates (1-6 lowercase letters or digits); objects with
+	// the prefix that no record owns are removed at start, so two installs
+	// on one host need different prefixes.
+	NamePrefix string `yaml:"namePrefix"`
 }
 
 // Limits are the EC2 account quotas.
@@ -71,6 +82,7 @@ func Default() Config {
 			MaxElasticIPs:                 5,
 			MaxSecurityGroupsPerInterface: 5,
 		},
+		Network:  NetworkConfig{NamePrefix: "lc"},
 		LogLevel: "info",
 	}
 }
@@ -99,6 +111,7 @@ func Load(path string) (Config, error) {
 
 var (
 	regionRe = regexp.MustCompile(`^[a-z]+(-[a-z]+)*-[0-9]+$`)
+	prefixRe = regexp.MustCompile(`^[a-z0-9]{1,6}$`)
 	logLevel = map[string]bool{"debug": true, "info": true, "warn": true, "error": true}
 )
 
@@ -132,6 +145,9 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxInstances < 0 || c.Limits.MaxElasticIPs < 0 || c.Limits.MaxSecurityGroupsPerInterface < 1 || c.Limits.MaxSecurityGroupsPerInterface > 16 {
 		errs = append(errs, "limits must be non-negative and maxSecurityGroupsPerInterface between 1 and 16")
+	}
+	if !prefixRe.MatchString(c.Network.NamePrefix) {
+		errs = append(errs, fmt.Sprintf("network.namePrefix %q must be 1-6 lowercase letters or digits", c.Network.NamePrefix))
 	}
 	if !logLevel[c.LogLevel] {
 		errs = append(errs, fmt.Sprintf("logLevel %q must be debug, info, warn or error", c.LogLevel))

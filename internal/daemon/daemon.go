@@ -20,12 +20,19 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/labcloud/labcloud/api"
+	"github.com/labcloud/labcloud/hypervisor"
+	"github.com/labcloud/labcloud/hypervisor/qemu"
 	"github.com/labcloud/labcloud/iamd"
+	"github.com/labcloud/labcloud/imagestore"
 	"github.com/labcloud/labcloud/internal/clock"
 	"github.com/labcloud/labcloud/internal/cloud"
 	"github.com/labcloud/labcloud/internal/config"
+	"github.com/labcloud/labcloud/internal/instances"
+	"github.com/labcloud/labcloud/internal/keypairs"
 	"github.com/labcloud/labcloud/internal/store"
 	"github.com/labcloud/labcloud/internal/store/embedded"
+	"github.com/labcloud/labcloud/internal/tags"
+	"github.com/labcloud/labcloud/netfab"
 )
 
 // Files under the state dir that users and tools read.
@@ -97,9 +104,25 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 	}
 	log.Info("account ready", "account", acct.ID, "credentials", filepath.Join(cfg.StateDir, CredentialsFile))
 
+	keyPairs := keypairs.New(st)
+	images := imagestore.New(st, filepath.Join(cfg.StateDir, "images"))
+	tagStore := tags.New(st)
+	tagStore.Register("ami-", images.Exists, "image")
+	tagStore.Register("key-", keyPairs.Exists, "key-pair")
+
+	svc, stopCompute, err := startCompute(ctx, cfg, st, log, images, keyPairs)
+	if err != nil {
+		// The API (IAM, STS, Describe*) still works without the compute
+		// layer, e.g. when labcloudd runs unprivileged; instance actions
+		// then answer Unavailable with this reason in the log.
+		log.Error("instances are unavailable", "err", err)
+	}
+	defer stopCompute()
+
 	var handler http.Handler = api.New(api.Options{
 		Accounts: accounts, Cloud: cl, Region: cfg.Region, Logger: log,
 		IAM: iam, Sessions: sessions,
+		KeyPairs: keyPairs, Images: images, Tags: tagStore, Instances: svc,
 		Authorizer: &api.IAMAuthorizer{IAM: iam, Accounts: accounts, Now: clk.Now, Region: cfg.Region, MessageKey: msgKey},
 	})
 	if cfg.TestClock {
@@ -131,6 +154,55 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 		return fmt.Errorf("shutting down API: %w", err)
 	}
 	return nil
+}
+
+// startCompute builds the network fabric (restoring namespaces, bridges,
+// taps, DHCP and metadata servers from etcd), the QEMU driver and the
+// instance controller. It needs root (network namespaces, taps).
+func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger, images *imagestore.Catalogue, keyPairs *keypairs.KeyPairs) (*instances.Service, func(), error) {
+	noop := func() {}
+	md := &metadataAdapter{}
+	fabric, err := netfab.New(ctx, netfab.Options{Store: st, Zones: cfg.Zones, NamePrefix: cfg.Network.NamePrefix,
+		Metadata: md, Logger: log.With("component", "netfab")})
+	if err != nil {
+		return nil, noop, fmt.Errorf("starting the network fabric: %w", err)
+	}
+	if err := fabric.Reconcile(ctx); err != nil {
+		fabric.Close()
+		return nil, noop, fmt.Errorf("restoring the network fabric: %w", err)
+	}
+	driver, err := qemu.New(qemu.Options{RunDir: filepath.Join(cfg.StateDir, "vms"), Logger: log.With("component", "qemu")})
+	if err != nil {
+		fabric.Close()
+		return nil, noop, fmt.Errorf("starting the QEMU driver: %w", err)
+	}
+	svc, err := instances.New(instances.Options{
+		Store: st, Driver: driver, Network: networkAdapter{fabric}, Images: imagesAdapter{images},
+		KeyPairs: keyPairsAdapter{keyPairs}, Region: cfg.Region, StateDir: cfg.StateDir,
+		Logger: log.With("component", "instances"),
+	})
+	if err != nil {
+		driver.Close()
+		fabric.Close()
+		return nil, noop, fmt.Errorf("starting the instance service: %w", err)
+	}
+	md.set(svc)
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := svc.RunController(cctx); err != nil && cctx.Err() == nil {
+			log.Error("instance controller stopped", "err", err)
+		}
+	}()
+	accel, reason := hypervisor.DetectAccel()
+	log.Info("compute ready", "accel", accel, "why", reason, "vms", filepath.Join(cfg.StateDir, "vms"))
+	return svc, func() {
+		cancel()
+		<-done
+		driver.Close()
+		fabric.Close() // VMs keep running with their taps; DHCP/IMDS come back at the next start
+	}, nil
 }
 
 // messageKey loads the key that encrypts EC2's encoded authorization

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"os"
 	"os/exec"
@@ -93,6 +94,11 @@ func startDaemon(t testing.TB, stateDir string, extra ...string) *daemon {
 		t.Fatal(err)
 	}
 	args := append([]string{"serve", "--state-dir", stateDir, "--listen", "127.0.0.1:0", "--log-level", "debug"}, extra...)
+	if !strings.Contains(strings.Join(extra, " "), "--net-prefix") {
+		// Each daemon removes prefixed network objects no record of its
+		// own owns: daemons of different tests must not share a prefix.
+		args = append(args, "--net-prefix", netPrefix(stateDir))
+	}
 	cmd := exec.Command(filepath.Join(binDir, "labcloudd"), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -131,6 +137,14 @@ func startDaemon(t testing.TB, stateDir string, extra ...string) *daemon {
 func (d *daemon) log() string {
 	b, _ := os.ReadFile(d.logPath)
 	return string(b)
+}
+
+// netPrefix derives a short network name prefix from the state dir, so a
+// restarted daemon on the same state dir keeps its prefix.
+func netPrefix(stateDir string) string {
+	h := fnv.New32a()
+	h.Write([]byte(stateDir))
+	return fmt.Sprintf("e%04x", h.Sum32()&0xffff)
 }
 
 // stop sends SIGTERM and waits for a clean exit (SIGKILL after 20 s).

@@ -1,0 +1,88 @@
+package daemon
+
+import (
+	"context"
+	"sync"
+
+	"github.com/labcloud/labcloud/imagestore"
+	"github.com/labcloud/labcloud/internal/instances"
+	"github.com/labcloud/labcloud/internal/keypairs"
+	"github.com/labcloud/labcloud/netfab"
+)
+
+// The instance layer names what it needs from the fabric, the image
+// catalogue and the key pairs as small interfaces of its own; these
+// adapters are the only place that knows both sides.
+
+type networkAdapter struct{ f *netfab.Fabric }
+
+func (n networkAdapter) EnsureDefaultVPC(ctx context.Context, accountID string) (instances.VPC, error) {
+	v, err := n.f.EnsureDefaultVPC(ctx, accountID)
+	if err != nil {
+		return instances.VPC{}, err
+	}
+	out := instances.VPC{ID: v.ID}
+	for _, s := range v.Subnets {
+		out.Subnets = append(out.Subnets, instances.Subnet{ID: s.ID, AvailabilityZone: s.AvailabilityZone, CIDR: s.CIDR, DefaultForAz: s.DefaultForAz})
+	}
+	return out, nil
+}
+
+func (n networkAdapter) CreateENI(ctx context.Context, accountID, subnetID, instanceID string) (instances.ENI, error) {
+	e, err := n.f.CreateENI(ctx, netfab.ENIRequest{AccountID: accountID, SubnetID: subnetID, InstanceID: instanceID,
+		Description: "Primary network interface of " + instanceID})
+	if err != nil {
+		return instances.ENI{}, err
+	}
+	return instances.ENI{ID: e.ID, MAC: e.MAC, PrivateIP: e.PrivateIP, Tap: e.Tap, NetNSPath: e.NetNSPath, SubnetID: e.SubnetID, VPCID: e.VPCID}, nil
+}
+
+func (n networkAdapter) DeleteENI(ctx context.Context, accountID, eniID string) error {
+	return n.f.DeleteENI(ctx, accountID, eniID)
+}
+
+type imagesAdapter struct{ c *imagestore.Catalogue }
+
+func (a imagesAdapter) Get(ctx context.Context, caller, amiID string) (instances.Image, error) {
+	im, err := a.c.Get(ctx, caller, amiID)
+	if err != nil {
+		return instances.Image{}, err
+	}
+	return instances.Image{ID: im.ID, Name: im.Name, Architecture: im.Architecture, RootDeviceName: im.RootDeviceName,
+		RootSizeGiB: im.RootVolumeSize(), Disk: im.Disk, Kernel: im.Kernel, Initrd: im.Initrd, KernelCmdline: im.KernelCmdline}, nil
+}
+
+type keyPairsAdapter struct{ k *keypairs.KeyPairs }
+
+func (a keyPairsAdapter) Get(ctx context.Context, accountID, name string) (instances.KeyPair, error) {
+	kp, err := a.k.Get(ctx, accountID, name)
+	if err != nil {
+		return instances.KeyPair{}, err
+	}
+	return instances.KeyPair{Name: kp.Name, PublicKey: kp.PublicKey}, nil
+}
+
+// metadataAdapter answers the metadata service from the instance layer.
+// The fabric is built before the instances service (which needs it), so
+// the service is set afterwards.
+type metadataAdapter struct {
+	mu  sync.RWMutex
+	svc *instances.Service
+}
+
+func (m *metadataAdapter) set(svc *instances.Service) {
+	m.mu.Lock()
+	m.svc = svc
+	m.mu.Unlock()
+}
+
+func (m *metadataAdapter) Lookup(ctx context.Context, vpcID, ip string) (netfab.Metadata, bool) {
+	m.mu.RLock()
+	svc := m.svc
+	m.mu.RUnlock()
+	if svc == nil {
+		return netfab.Metadata{}, false
+	}
+	md, ok := svc.Lookup(ctx, vpcID, ip)
+	return netfab.Metadata(md), ok
+}
