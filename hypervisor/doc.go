@@ -5,9 +5,11 @@
 // DiskThrottler, Reattacher, Lister), and DetectAccel, which decides
 // between KVM and TCG on this host.
 //
-// Drivers live in subfolders: qemu (the default: QMP through
-// digitalocean/go-qemu, QEMU processes that outlive labcloudd) and, later,
-// libvirt (digitalocean/go-libvirt). fake is an in-memory driver for other
+// Drivers live in subfolders: qemu (the default: QMP with go-qemu's types,
+// QEMU processes that outlive labcloudd, started inside the VPC's network
+// namespace) and libvirt (digitalocean/go-libvirt; it cannot start QEMU in
+// a custom namespace, so labcloudd does not use it for VPC instances yet).
+// fake is an in-memory driver for other
 // packages' unit tests, and hvtest is the conformance suite that the real
 // drivers and the fake all pass.
 package hypervisor
