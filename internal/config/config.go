@@ -35,6 +35,8 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// Network configures the VPC fabric.
 	Network NetworkConfig `yaml:"network"`
+	// Instances sizes what this node offers to VMs.
+	Instances InstancesConfig `yaml:"instances"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"logLevel"`
 	// TestClock enables POST /_labcloud/test/clock?advance=DURATION, which
@@ -62,6 +64,20 @@ type NetworkConfig struct {
 	NamePrefix string `yaml:"namePrefix"`
 }
 
+// InstancesConfig sizes the node's capacity for VMs.
+type InstancesConfig struct {
+	// VCPUOvercommit multiplies the host's CPUs into the vCPUs instances
+	// may be given in total (InsufficientInstanceCapacity beyond).
+	VCPUOvercommit float64 `yaml:"vcpuOvercommit"`
+	// MemoryOvercommit does the same for memory.
+	MemoryOvercommit float64 `yaml:"memoryOvercommit"`
+	// AccountVCPULimit bounds one account's running vCPUs (VcpuLimitExceeded).
+	AccountVCPULimit int `yaml:"accountVcpuLimit"`
+	// MaxGuestMemoryMiB caps each VM's real RAM; the API still reports the
+	// type's memory.
+	MaxGuestMemoryMiB int `yaml:"maxGuestMemoryMiB"`
+}
+
 // Limits are the EC2 account quotas.
 type Limits struct {
 	MaxInstances                  int `yaml:"maxInstances"`
@@ -82,8 +98,9 @@ func Default() Config {
 			MaxElasticIPs:                 5,
 			MaxSecurityGroupsPerInterface: 5,
 		},
-		Network:  NetworkConfig{NamePrefix: "lc"},
-		LogLevel: "info",
+		Network:   NetworkConfig{NamePrefix: "lc"},
+		Instances: InstancesConfig{VCPUOvercommit: 4, MemoryOvercommit: 1.0, AccountVCPULimit: 32, MaxGuestMemoryMiB: 2048},
+		LogLevel:  "info",
 	}
 }
 
@@ -145,6 +162,9 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxInstances < 0 || c.Limits.MaxElasticIPs < 0 || c.Limits.MaxSecurityGroupsPerInterface < 1 || c.Limits.MaxSecurityGroupsPerInterface > 16 {
 		errs = append(errs, "limits must be non-negative and maxSecurityGroupsPerInterface between 1 and 16")
+	}
+	if i := c.Instances; i.VCPUOvercommit <= 0 || i.MemoryOvercommit <= 0 || i.AccountVCPULimit < 1 || i.MaxGuestMemoryMiB < 128 {
+		errs = append(errs, "instances: overcommits must be positive, accountVcpuLimit at least 1 and maxGuestMemoryMiB at least 128")
 	}
 	if !prefixRe.MatchString(c.Network.NamePrefix) {
 		errs = append(errs, fmt.Sprintf("network.namePrefix %q must be 1-6 lowercase letters or digits", c.Network.NamePrefix))

@@ -179,6 +179,8 @@ func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *
 	svc, err := instances.New(instances.Options{
 		Store: st, Driver: driver, Network: networkAdapter{fabric}, Images: imagesAdapter{images},
 		KeyPairs: keyPairsAdapter{keyPairs}, Region: cfg.Region, StateDir: cfg.StateDir,
+		VCPUOvercommit: cfg.Instances.VCPUOvercommit, MemoryOvercommit: cfg.Instances.MemoryOvercommit,
+		AccountVCPULimit: cfg.Instances.AccountVCPULimit, MaxGuestMemoryMiB: cfg.Instances.MaxGuestMemoryMiB,
 		Logger: log.With("component", "instances"),
 	})
 	if err != nil {
