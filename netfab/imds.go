@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -277,11 +278,22 @@ func listing(leaves map[string]string, dir string) (string, bool) {
 	return strings.Join(names, "\n"), true
 }
 
+// metadataVersions are the dated API versions served (all the same as
+// latest), as AWS lists them at "/"; cloud-init probes 2021-03-23,
+// 2018-09-24, 2016-09-02 and falls back to 2009-04-04.
+var metadataVersions = []string{"1.0", "2009-04-04", "2016-09-02", "2018-09-24", "2021-03-23", "latest"}
+
+// datedPath matches a path under a dated version: /2021-03-23/...
+var datedPath = regexp.MustCompile(`^/(1\.0|\d{4}-\d{2}-\d{2})(/.*)?$`)
+
 func (h *imdsHandler) serveTree(w http.ResponseWriter, r *http.Request, ip string, md Metadata) {
 	p := r.URL.Path
+	if m := datedPath.FindStringSubmatch(p); m != nil {
+		p = "/latest" + m[2] // every version serves the same tree
+	}
 	switch {
 	case p == "/":
-		text(w, http.StatusOK, "latest")
+		text(w, http.StatusOK, strings.Join(metadataVersions, "\n"))
 		return
 	case p == "/latest" || p == "/latest/":
 		text(w, http.StatusOK, "dynamic\nmeta-data\nuser-data")

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/labcloud/labcloud/internal/errdefs"
@@ -59,8 +60,9 @@ var debianPackages = []string{
 	"locales",
 }
 
-// debianConfigFiles are written into the tree after debootstrap (paths
-// relative to the root, mode 0644). They are part of the cache key.
+// debianConfigFiles are written into the tree at every build (paths
+// relative to the root, mode 0644), so changing them needs no new
+// debootstrap.
 var debianConfigFiles = map[string]string{
 	// cloud-init: the EC2-style metadata service only, without insisting
 	// on the EC2 platform's DMI strings; the Debian cloud images' default
@@ -85,11 +87,16 @@ system_info:
 growpart:
   mode: "off"
 resize_rootfs: true
-apt_preserve_sources_list: true
+manage_etc_hosts: true
+apt:
+  preserve_sources_list: true
 package_update: false
 package_upgrade: false
 locale: ` + debianLocale + `
 ssh_deletekeys: true
+# No boot loader: the instance boots its kernel directly.
+grub_dpkg:
+  enabled: false
 ssh_genkeytypes: [rsa, ecdsa, ed25519]
 `,
 	"etc/apt/sources.list": `deb ` + debianMirror + ` ` + debianSuite + ` main
@@ -99,7 +106,11 @@ deb ` + debianSecurity + ` ` + debianSuite + `-security main
 	// The root volume; cloud-init's mounts module keeps this line.
 	"etc/fstab":    "LABEL=" + tinyFSLabel + " / ext4 rw,discard,errors=remount-ro 0 1\n",
 	"etc/hostname": "localhost\n",
-	"etc/hosts":    "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\nff02::1 ip6-allnodes\nff02::2 ip6-allrouters\n",
+	// debootstrap copies the build host's; the instance's comes from DHCP
+	// (dhclient-script), and until then lookups fail fast (no server)
+	// instead of waiting for a server the instance cannot reach.
+	"etc/resolv.conf": "",
+	"etc/hosts":       "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\nff02::1 ip6-allnodes\nff02::2 ip6-allrouters\n",
 	// cloud-init's network renderer (eni, with ifupdown) writes
 	// /etc/network/interfaces.d/50-cloud-init at first boot.
 	"etc/network/interfaces": "# The loopback interface; cloud-init configures the NICs in\n# /etc/network/interfaces.d/50-cloud-init.\nsource /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n",
@@ -107,22 +118,14 @@ deb ` + debianSecurity + ` ` + debianSuite + `-security main
 	"etc/default/locale":     "LANG=" + debianLocale + "\n",
 }
 
-// debianCacheKey identifies a debootstrap tree: suite, mirror, package
-// set and configuration.
+// debianCacheKey identifies a debootstrap tree: suite, mirror and package
+// set.
 func debianCacheKey() string {
 	h := sha256.New()
 	fmt.Fprintf(h, "v1\n%s\n%s\nminbase\n", debianSuite, debianMirror)
 	pkgs := append([]string{}, debianPackages...)
 	sort.Strings(pkgs)
 	fmt.Fprintf(h, "%s\n", strings.Join(pkgs, ","))
-	var names []string
-	for n := range debianConfigFiles {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(h, "%s\n%s\n", n, debianConfigFiles[n])
-	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
@@ -183,6 +186,18 @@ func BuildDebian12(ctx context.Context, in BuildInput) (Result, error) {
 		return nil
 	}
 
+	// One build at a time uses the cache: a build customizes the cached
+	// tree in place, and mkfs reads it.
+	unlock, err := lockDebianCache(in.CacheDir)
+	if err != nil {
+		return Result{}, err
+	}
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
 	var tree string
 	var info debianTreeInfo
 	if err := step("debootstrap tree", func() error {
@@ -204,6 +219,16 @@ func BuildDebian12(ctx context.Context, in BuildInput) (Result, error) {
 	}); err != nil {
 		return Result{}, err
 	}
+	kernelSrc := filepath.Join(tree, "boot", "vmlinuz-"+info.KernelVersion)
+	initrdSrc := filepath.Join(tree, "boot", "initrd.img-"+info.KernelVersion)
+	if err := copyFile(kernelSrc, filepath.Join(work, KernelFileName), 0o644); err != nil {
+		return Result{}, fmt.Errorf("copying the kernel: %w", err)
+	}
+	if err := copyFile(initrdSrc, filepath.Join(work, InitrdFileName), 0o644); err != nil {
+		return Result{}, fmt.Errorf("copying the initramfs: %w", err)
+	}
+	unlock()
+	locked = false
 	if err := step("qcow2", func() error {
 		return toQcow2(ctx, rawDisk, filepath.Join(work, DiskFileName))
 	}); err != nil {
@@ -213,12 +238,6 @@ func BuildDebian12(ctx context.Context, in BuildInput) (Result, error) {
 		return Result{}, err
 	}
 	kver := info.KernelVersion
-	if err := copyFile(filepath.Join(tree, "boot", "vmlinuz-"+kver), filepath.Join(work, KernelFileName), 0o644); err != nil {
-		return Result{}, fmt.Errorf("copying the kernel: %w", err)
-	}
-	if err := copyFile(filepath.Join(tree, "boot", "initrd.img-"+kver), filepath.Join(work, InitrdFileName), 0o644); err != nil {
-		return Result{}, fmt.Errorf("copying the initramfs: %w", err)
-	}
 
 	m := Manifest{
 		Name:              Debian12Name,
@@ -276,7 +295,12 @@ func debianTree(ctx context.Context, cacheDir string, logf func(string, ...any))
 	if data, err := os.ReadFile(infoPath); err == nil {
 		if err := json.Unmarshal(data, &info); err == nil && info.KernelVersion != "" {
 			if _, err := os.Stat(filepath.Join(tree, "boot", "vmlinuz-"+info.KernelVersion)); err == nil {
+				now := time.Now()
+				os.Chtimes(infoPath, now, now) // last use, for pruning
 				logf("debootstrap tree %s cached (made %s)", key, info.BuiltAt.Format(time.RFC3339))
+				if err := debianCustomize(ctx, tree); err != nil {
+					return "", info, err
+				}
 				return tree, info, nil
 			}
 		}
@@ -328,19 +352,19 @@ func debianTree(ctx context.Context, cacheDir string, logf func(string, ...any))
 	if err := os.WriteFile(infoPath, append(data, '\n'), 0o644); err != nil {
 		return "", info, err
 	}
-	// Older trees (another package set or configuration).
-	if old, _ := filepath.Glob(filepath.Join(base, "tree-*")); len(old) > 0 {
+	// Trees of other package sets not used for a week (another version of
+	// the builder may still use a recent one).
+	if old, _ := filepath.Glob(filepath.Join(base, "tree-*.json")); len(old) > 0 {
 		for _, o := range old {
-			if o == tree || o == infoPath {
+			fi, err := os.Stat(o)
+			if o == infoPath || err != nil || time.Since(fi.ModTime()) < 7*24*time.Hour {
 				continue
 			}
-			if strings.HasSuffix(o, ".json") {
-				os.Remove(o)
-				continue
-			}
-			if err := removeTree(o); err != nil {
+			if err := removeTree(strings.TrimSuffix(o, ".json")); err != nil {
 				logf("removing the old tree %s: %v", o, err)
+				continue
 			}
+			os.Remove(o)
 		}
 	}
 	return tree, info, nil
@@ -351,7 +375,13 @@ func debianTree(ctx context.Context, cacheDir string, logf func(string, ...any))
 // machine-id, logs) so that each instance makes its own.
 func debianCustomize(ctx context.Context, root string) error {
 	for rel, content := range debianConfigFiles {
-		if err := writeFile(filepath.Join(root, rel), []byte(content), 0o644); err != nil {
+		// Replace rather than write through: a symlink in the tree
+		// (resolv.conf often is one) must not lead to a host file.
+		p := filepath.Join(root, rel)
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		if err := writeFile(p, []byte(content), 0o644); err != nil {
 			return err
 		}
 	}
@@ -366,6 +396,11 @@ func debianCustomize(ctx context.Context, root string) error {
 	link := filepath.Join(wants, "serial-getty@ttyS0.service")
 	os.Remove(link)
 	if err := os.Symlink("/lib/systemd/system/serial-getty@.service", link); err != nil {
+		return err
+	}
+	// e2scrub_reap looks for stale LVM snapshots at every boot: there is
+	// no LVM, and under TCG it takes seconds of the only vCPU.
+	if err := os.Remove(filepath.Join(root, "etc", "systemd", "system", "multi-user.target.wants", "e2scrub_reap.service")); err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	// Per-instance state: cloud-init makes the host keys at first boot,
@@ -497,4 +532,26 @@ func removeTree(dir string) error {
 		return err
 	}
 	return os.RemoveAll(dir)
+}
+
+// lockDebianCache takes an exclusive lock on the cache's debian-12
+// directory (flock, released when the process ends) and returns its
+// release.
+func lockDebianCache(cacheDir string) (func(), error) {
+	base := filepath.Join(cacheDir, Debian12Name)
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(base, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking the builder cache %s: %w", base, err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
