@@ -36,6 +36,7 @@ func newComputeBench(b *testing.B) *computeBench {
 	stateDir := b.TempDir()
 	prefix := netPrefix(stateDir)
 	b.Cleanup(func() {
+		exec.Command("pkill", "-9", "-f", "qemu-system.*"+stateDir+"/").Run() // VMs outlive the daemon
 		out, _ := exec.Command("ip", "netns", "list").Output()
 		for _, f := range strings.Fields(string(out)) {
 			if strings.HasPrefix(f, prefix+"-") {

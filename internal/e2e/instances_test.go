@@ -85,7 +85,7 @@ func TestInstanceLifecycleWithSSH(t *testing.T) {
 		t.Skip("needs root (network namespaces, taps); CI runs as root")
 	}
 	stateDir := t.TempDir()
-	cleanupNetns(t, netPrefix(stateDir)) // runs after the daemon has stopped
+	cleanupNetns(t, stateDir) // runs after the daemon has stopped
 	d := startDaemon(t, stateDir)
 	e := newAWSEnv(t, d)
 	ami := registerTiny(t, e)
@@ -162,11 +162,14 @@ func TestInstanceLifecycleWithSSH(t *testing.T) {
 	}
 }
 
-// cleanupNetns removes, at the end of the test, the network namespaces a
-// daemon with this prefix left (labcloudd keeps them across its own
-// restarts on purpose, so running VMs keep their network).
-func cleanupNetns(t *testing.T, prefix string) {
+// cleanupNetns removes, at the end of the test, the QEMU processes of the
+// daemon with this state dir and the network namespaces it left: both
+// outlive labcloudd on purpose (running VMs keep running), so a test that
+// fails before terminating its instances must not leave them behind.
+func cleanupNetns(t *testing.T, stateDir string) {
+	prefix := netPrefix(stateDir)
 	t.Cleanup(func() {
+		exec.Command("pkill", "-9", "-f", "qemu-system.*"+stateDir+"/").Run()
 		out, _ := exec.Command("ip", "netns", "list").Output()
 		for _, line := range strings.Split(string(out), "\n") {
 			name := strings.Fields(line + " ")
@@ -187,7 +190,7 @@ func TestInstancesSurviveDaemonKill(t *testing.T) {
 		t.Skip("needs root (network namespaces, taps); CI runs as root")
 	}
 	stateDir := t.TempDir()
-	cleanupNetns(t, netPrefix(stateDir))
+	cleanupNetns(t, stateDir)
 	d := startDaemon(t, stateDir)
 	e := newAWSEnv(t, d)
 	ami := registerTiny(t, e)
