@@ -11,30 +11,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/labcloud/labcloud/imagestore"
 	"github.com/labcloud/labcloud/imagestore/builder"
 	"github.com/labcloud/labcloud/internal/errdefs"
-	"github.com/labcloud/labcloud/internal/store"
-	"github.com/labcloud/labcloud/internal/store/embedded"
+	"github.com/labcloud/labcloud/internal/store/storetest"
 )
 
 func newCatalogue(t *testing.T) *imagestore.Catalogue {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	srv, err := embedded.Start(ctx, embedded.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("starting embedded etcd: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := store.Dial(ctx, srv.Endpoints())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return imagestore.New(store.New(cli, "/labcloud/"), filepath.Join(t.TempDir(), "images"))
+	return imagestore.New(storetest.NewEmbedded(t), filepath.Join(t.TempDir(), "images"))
 }
 
 func needQemuImg(t *testing.T) {

@@ -11,32 +11,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/labcloud/labcloud/internal/errdefs"
 	"github.com/labcloud/labcloud/internal/keypairs"
 	"github.com/labcloud/labcloud/internal/store"
-	"github.com/labcloud/labcloud/internal/store/embedded"
+	"github.com/labcloud/labcloud/internal/store/storetest"
 )
 
-func newStore(t *testing.T) *store.Store {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	srv, err := embedded.Start(ctx, embedded.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("starting embedded etcd: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := store.Dial(ctx, srv.Endpoints())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return store.New(cli, "/labcloud/")
-}
+func newStore(t *testing.T) *store.Store { return storetest.NewEmbedded(t) }
 
 func tool(t *testing.T, name string) string {
 	t.Helper()

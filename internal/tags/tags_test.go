@@ -6,30 +6,14 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/labcloud/labcloud/internal/errdefs"
 	"github.com/labcloud/labcloud/internal/store"
-	"github.com/labcloud/labcloud/internal/store/embedded"
+	"github.com/labcloud/labcloud/internal/store/storetest"
 	"github.com/labcloud/labcloud/internal/tags"
 )
 
-func newStore(t *testing.T) *store.Store {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	srv, err := embedded.Start(ctx, embedded.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("starting embedded etcd: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := store.Dial(ctx, srv.Endpoints())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return store.New(cli, "/labcloud/")
-}
+func newStore(t *testing.T) *store.Store { return storetest.NewEmbedded(t) }
 
 // newTags knows images ami-1 (visible to account A only) and ami-2.
 func newTags(t *testing.T) *tags.Tags {
