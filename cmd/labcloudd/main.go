@@ -32,7 +32,12 @@ an embedded single-member etcd under <state-dir>/etcd unless --etcd-endpoints
 names an external cluster. On first start it creates an account and writes its
 root access keys, the region and the endpoint to <state-dir>/admin-credentials
 (mode 0600, aws shared-credentials format, profile "labcloud"); restarts reuse
-them. Flags override the config file; see configs/labcloud.yaml for every key.`,
+them. As root it also runs EC2 instances: each account's default VPC as a
+network namespace with DHCP and the metadata service, and QEMU VMs (state under
+<state-dir>/vms and <state-dir>/instances) that keep running across labcloudd
+restarts; without root the API still serves and instance actions answer
+Unavailable. Flags override the config file; see configs/labcloud.yaml for
+every key.`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config file (YAML); defaults apply without one", EnvVars: []string{"LABCLOUD_CONFIG"}},
 				&cli.StringFlag{Name: "state-dir", Usage: "state directory (default /var/lib/labcloud)"},
