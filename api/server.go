@@ -23,6 +23,7 @@ import (
 	"github.com/labcloud/labcloud/internal/instances"
 	"github.com/labcloud/labcloud/internal/keypairs"
 	"github.com/labcloud/labcloud/internal/tags"
+	"github.com/labcloud/labcloud/netfab"
 )
 
 // The services served on the one endpoint, as named in the SigV4 scope.
@@ -63,6 +64,10 @@ type Options struct {
 	Tags *tags.Tags
 	// Images is the AMI catalogue.
 	Images *imagestore.Catalogue
+	// Network is the VPC fabric (VPCs, subnets, security groups, ACLs,
+	// route tables, gateways, addresses); nil answers the VPC actions
+	// with Unavailable.
+	Network *netfab.Fabric
 }
 
 // Call is what a handler knows about the request it serves.

@@ -41,13 +41,25 @@ type Options struct {
 type VPC struct {
 	ID, AccountID, CIDR, Namespace string
 	IsDefault                      bool
-	Subnets                        []Subnet `json:",omitempty"`
+	// The objects every VPC is born with (records.go).
+	MainRouteTableID, DefaultNetworkACLID, DefaultSecurityGroupID string `json:",omitempty"`
+	// EnableDNSSupport and EnableDNSHostnames are the VPC attributes of
+	// the same names (both true in a default VPC; a new VPC has support
+	// only).
+	EnableDNSSupport, EnableDNSHostnames bool     `json:",omitempty"`
+	Subnets                              []Subnet `json:",omitempty"`
 }
 
 // Subnet is a bridge in the VPC namespace holding RouterIP (base+1).
 type Subnet struct {
 	ID, VPCID, AvailabilityZone, CIDR, Bridge, RouterIP string
 	DefaultForAz                                        bool
+	// MapPublicIPOnLaunch gives instances launched here a public IP
+	// (true in default subnets).
+	MapPublicIPOnLaunch bool `json:",omitempty"`
+	// NetworkACLID and NetworkACLAssociationID: the subnet's network ACL
+	// (every subnet has exactly one; the VPC's default until replaced).
+	NetworkACLID, NetworkACLAssociationID string `json:",omitempty"`
 }
 
 // ENIRequest asks for a network interface in a subnet.
@@ -61,6 +73,15 @@ type ENIRequest struct {
 type ENI struct {
 	ID, AccountID, VPCID, SubnetID, AvailabilityZone, InstanceID, MAC, PrivateIP, Tap, Namespace, NetNSPath string
 	Description                                                                                             string `json:",omitempty"`
+	// Groups are its security groups (1-5).
+	Groups []string `json:",omitempty"`
+	// PublicIP is the auto-assigned public IP (released on stop and
+	// termination); an Elastic IP association replaces it and is kept in
+	// EIPAllocationID.
+	PublicIP        string `json:",omitempty"`
+	EIPAllocationID string `json:",omitempty"`
+	// SourceDestCheck is true unless turned off (NAT instances).
+	NoSourceDestCheck bool `json:",omitempty"`
 }
 
 // subnetRecord is a Subnet as stored, with its owner.
@@ -160,6 +181,15 @@ func (f *Fabric) EnsureDefaultVPC(ctx context.Context, accountID string) (VPC, e
 		var idx defaultVPCIndex
 		_, err := f.st.Get(ctx, defaultKey(accountID), &idx)
 		if err == nil {
+			vpc, _, err := f.loadVPC(ctx, accountID, idx.VPCID)
+			if err != nil {
+				return VPC{}, err
+			}
+			if vpc.MainRouteTableID == "" { // recorded by an earlier version
+				if _, err := f.ensureVPCDefaults(ctx, vpc); err != nil {
+					return VPC{}, err
+				}
+			}
 			vpc, subnets, err := f.loadVPC(ctx, accountID, idx.VPCID)
 			if err != nil {
 				return VPC{}, err
@@ -175,9 +205,12 @@ func (f *Fabric) EnsureDefaultVPC(ctx context.Context, accountID string) (VPC, e
 		if try > 3 {
 			return VPC{}, errdefs.New(errdefs.ClassConflict, "", "default VPC of account %s keeps changing; try again", accountID)
 		}
-		vpc := VPC{ID: newID("vpc"), AccountID: accountID, CIDR: "172.31.0.0/16", IsDefault: true}
+		vpc := VPC{ID: newID("vpc"), AccountID: accountID, CIDR: "172.31.0.0/16", IsDefault: true,
+			EnableDNSSupport: true, EnableDNSHostnames: true}
 		vpc.Namespace = f.nsName(vpc.ID)
-		ops := []store.Op{store.OpCreate(defaultKey(accountID), defaultVPCIndex{VPCID: vpc.ID}), store.OpCreate(vpcKey(accountID, vpc.ID), vpc)}
+		d, ops := newVPCDefaults(accountID, vpc.ID, true)
+		vpc.MainRouteTableID, vpc.DefaultNetworkACLID, vpc.DefaultSecurityGroupID = d.RouteTable.ID, d.NetworkACL.ID, d.SecurityGroup.ID
+		ops = append(ops, store.OpCreate(defaultKey(accountID), defaultVPCIndex{VPCID: vpc.ID}), store.OpCreate(vpcKey(accountID, vpc.ID), vpc))
 		var subnets []subnetRecord
 		for i, z := range f.zones {
 			cidr := defaultSubnetCIDR(i)
@@ -185,7 +218,8 @@ func (f *Fabric) EnsureDefaultVPC(ctx context.Context, accountID string) (VPC, e
 			s := subnetRecord{
 				Subnet: Subnet{
 					ID: newID("subnet"), VPCID: vpc.ID, AvailabilityZone: z, CIDR: cidr,
-					RouterIP: addrN(p, 1).String(), DefaultForAz: true,
+					RouterIP: addrN(p, 1).String(), DefaultForAz: true, MapPublicIPOnLaunch: true,
+					NetworkACLID: d.NetworkACL.ID, NetworkACLAssociationID: newID("aclassoc"),
 				},
 				AccountID: accountID, BridgeMAC: newMAC(),
 			}

@@ -110,7 +110,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 	tagStore.Register("ami-", images.Exists, "image")
 	tagStore.Register("key-", keyPairs.Exists, "key-pair")
 
-	svc, stopCompute, err := startCompute(ctx, cfg, st, log, images, keyPairs)
+	comp, stopCompute, err := startCompute(ctx, cfg, st, log, images, keyPairs)
 	if err != nil {
 		// The API (IAM, STS, Describe*) still works without the compute
 		// layer, e.g. when labcloudd runs unprivileged; instance actions
@@ -122,7 +122,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 	var handler http.Handler = api.New(api.Options{
 		Accounts: accounts, Cloud: cl, Region: cfg.Region, Logger: log,
 		IAM: iam, Sessions: sessions,
-		KeyPairs: keyPairs, Images: images, Tags: tagStore, Instances: svc,
+		KeyPairs: keyPairs, Images: images, Tags: tagStore, Instances: comp.instances, Network: comp.fabric,
 		Authorizer: &api.IAMAuthorizer{IAM: iam, Accounts: accounts, Now: clk.Now, Region: cfg.Region, MessageKey: msgKey},
 	})
 	if cfg.TestClock {
@@ -159,22 +159,28 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 // startCompute builds the network fabric (restoring namespaces, bridges,
 // taps, DHCP and metadata servers from etcd), the QEMU driver and the
 // instance controller. It needs root (network namespaces, taps).
-func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger, images *imagestore.Catalogue, keyPairs *keypairs.KeyPairs) (*instances.Service, func(), error) {
+// compute is what startCompute built; both nil when it failed.
+type compute struct {
+	instances *instances.Service
+	fabric    *netfab.Fabric
+}
+
+func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger, images *imagestore.Catalogue, keyPairs *keypairs.KeyPairs) (compute, func(), error) {
 	noop := func() {}
 	md := &metadataAdapter{}
 	fabric, err := netfab.New(ctx, netfab.Options{Store: st, Zones: cfg.Zones, NamePrefix: cfg.Network.NamePrefix,
 		Metadata: md, Logger: log.With("component", "netfab")})
 	if err != nil {
-		return nil, noop, fmt.Errorf("starting the network fabric: %w", err)
+		return compute{}, noop, fmt.Errorf("starting the network fabric: %w", err)
 	}
 	if err := fabric.Reconcile(ctx); err != nil {
 		fabric.Close()
-		return nil, noop, fmt.Errorf("restoring the network fabric: %w", err)
+		return compute{}, noop, fmt.Errorf("restoring the network fabric: %w", err)
 	}
 	driver, err := qemu.New(qemu.Options{RunDir: filepath.Join(cfg.StateDir, "vms"), Logger: log.With("component", "qemu")})
 	if err != nil {
 		fabric.Close()
-		return nil, noop, fmt.Errorf("starting the QEMU driver: %w", err)
+		return compute{}, noop, fmt.Errorf("starting the QEMU driver: %w", err)
 	}
 	svc, err := instances.New(instances.Options{
 		Store: st, Driver: driver, Network: networkAdapter{fabric}, Images: imagesAdapter{images},
@@ -186,7 +192,7 @@ func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *
 	if err != nil {
 		driver.Close()
 		fabric.Close()
-		return nil, noop, fmt.Errorf("starting the instance service: %w", err)
+		return compute{}, noop, fmt.Errorf("starting the instance service: %w", err)
 	}
 	md.set(svc)
 	cctx, cancel := context.WithCancel(ctx)
@@ -199,7 +205,7 @@ func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *
 	}()
 	accel, reason := hypervisor.DetectAccel()
 	log.Info("compute ready", "accel", accel, "why", reason, "vms", filepath.Join(cfg.StateDir, "vms"))
-	return svc, func() {
+	return compute{instances: svc, fabric: fabric}, func() {
 		cancel()
 		<-done
 		driver.Close()
