@@ -18,7 +18,7 @@ BIN       := bin
 # download), iproute2 and openssh-client for the boot tests.
 DEB_PACKAGES := etcd-server vagrant curl sudo ca-certificates git make gcc python3 \
 	qemu-system-x86 qemu-utils busybox-static kmod e2fsprogs iproute2 openssh-client xz-utils cpio \
-	libvirt-daemon libvirt-daemon-driver-qemu debootstrap
+	libvirt-daemon libvirt-daemon-driver-qemu debootstrap nftables iputils-ping netcat-openbsd
 
 .PHONY: all deps build test test-unit bench up down vet clean
 

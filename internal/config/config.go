@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"regexp"
 	"strings"
@@ -62,6 +63,17 @@ type NetworkConfig struct {
 	// the prefix that no record owns are removed at start, so two installs
 	// on one host need different prefixes.
 	NamePrefix string `yaml:"namePrefix"`
+	// PublicCIDR is the pool of public and Elastic IPs. labcloudd puts its
+	// first address on a host bridge (<namePrefix>pub) that the VPCs'
+	// internet gateways plug into, so the lab server reaches public IPs
+	// directly. A documentation range by default: nothing routes it
+	// anywhere else.
+	PublicCIDR string `yaml:"publicCidr"`
+	// PublicGateway is the "internet" next hop of the internet gateways:
+	// an address on the public bridge's subnet (e.g. a namespace of a
+	// test or a lab playing the internet). Empty: there is no internet;
+	// instances reach only the lab server and other public IPs.
+	PublicGateway string `yaml:"publicGateway"`
 }
 
 // InstancesConfig sizes the node's capacity for VMs.
@@ -98,7 +110,7 @@ func Default() Config {
 			MaxElasticIPs:                 5,
 			MaxSecurityGroupsPerInterface: 5,
 		},
-		Network:   NetworkConfig{NamePrefix: "lc"},
+		Network:   NetworkConfig{NamePrefix: "lc", PublicCIDR: "203.0.113.0/24"},
 		Instances: InstancesConfig{VCPUOvercommit: 4, MemoryOvercommit: 1.0, AccountVCPULimit: 32, MaxGuestMemoryMiB: 2048},
 		LogLevel:  "info",
 	}
@@ -168,6 +180,13 @@ func (c Config) Validate() error {
 	}
 	if !prefixRe.MatchString(c.Network.NamePrefix) {
 		errs = append(errs, fmt.Sprintf("network.namePrefix %q must be 1-6 lowercase letters or digits", c.Network.NamePrefix))
+	}
+	if p, err := netip.ParsePrefix(c.Network.PublicCIDR); err != nil || !p.Addr().Is4() || p.Bits() > 28 || p.Bits() < 8 || p.Masked() != p {
+		errs = append(errs, fmt.Sprintf("network.publicCidr %q must be an IPv4 network of /8 to /28, e.g. 203.0.113.0/24", c.Network.PublicCIDR))
+	} else if c.Network.PublicGateway != "" {
+		if g, err := netip.ParseAddr(c.Network.PublicGateway); err != nil || !p.Contains(g) {
+			errs = append(errs, fmt.Sprintf("network.publicGateway %q must be an address inside network.publicCidr %s (or empty for no internet)", c.Network.PublicGateway, p))
+		}
 	}
 	if !logLevel[c.LogLevel] {
 		errs = append(errs, fmt.Sprintf("logLevel %q must be debug, info, warn or error", c.LogLevel))
