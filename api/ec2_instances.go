@@ -103,6 +103,18 @@ type InstanceTagSpecification struct {
 	Tags         []InstanceTag `locationName:"Tag" locationNameList:"item"`
 }
 
+// RunNetworkInterface is RunInstances' NetworkInterface.N: labcloud
+// instances have one interface, device index 0.
+type RunNetworkInterface struct {
+	DeviceIndex              *int32   `locationName:"DeviceIndex"`
+	SubnetID                 string   `locationName:"SubnetId"`
+	Groups                   []string `locationName:"SecurityGroupId"`
+	AssociatePublicIPAddress *bool    `locationName:"AssociatePublicIpAddress"`
+	DeleteOnTermination      *bool    `locationName:"DeleteOnTermination"`
+	Description              string   `locationName:"Description"`
+	NetworkInterfaceID       string   `locationName:"NetworkInterfaceId"`
+}
+
 // RunInstancesInput is the EC2 RunInstances request. Members labcloud does
 // not act on yet (monitoring, EBS optimisation, credit and CPU options,
 // termination protection, IAM profile) are accepted and ignored, so that
@@ -123,6 +135,7 @@ type RunInstancesInput struct {
 	InstanceInitiatedShutdownBehavior string                     `locationName:"InstanceInitiatedShutdownBehavior"`
 	BlockDeviceMappings               []RunBlockDeviceMapping    `locationName:"BlockDeviceMapping"`
 	MetadataOptions                   *RunMetadataOptions        `locationName:"MetadataOptions"`
+	NetworkInterfaces                 []RunNetworkInterface      `locationName:"NetworkInterface"`
 	Monitoring                        *struct {
 		Enabled *bool `locationName:"Enabled"`
 	} `locationName:"Monitoring"`
@@ -321,6 +334,10 @@ func (s *Server) runInstances(ctx context.Context, c *Call, in *RunInstancesInpu
 	if len(in.SecurityGroups) > 0 && in.SubnetID != "" {
 		return nil, errdefs.InvalidParameter("InvalidParameterCombination", "The parameter groupName cannot be used with the parameter subnet; use SecurityGroupId")
 	}
+	ri.SecurityGroupNames = in.SecurityGroups
+	if err := applyNetworkInterfaces(&ri, in); err != nil {
+		return nil, err
+	}
 	if in.UserData != "" {
 		b, err := base64.StdEncoding.DecodeString(in.UserData)
 		if err != nil {
@@ -385,6 +402,29 @@ func (s *Server) runInstances(ctx context.Context, c *Call, in *RunInstancesInpu
 		out.Instances = append(out.Instances, instanceItem(svc, i))
 	}
 	return out, nil
+}
+
+// applyNetworkInterfaces folds RunInstances' NetworkInterface.1 into the
+// launch, with EC2's rules: its subnet and groups go inside it, not beside.
+func applyNetworkInterfaces(ri *instances.RunInput, in *RunInstancesInput) error {
+	if len(in.NetworkInterfaces) == 0 {
+		return nil
+	}
+	if len(in.NetworkInterfaces) > 1 {
+		return errdefs.InvalidParameter("InvalidParameterValue", "labcloud instances have one network interface; give one NetworkInterface (device index 0)")
+	}
+	n := in.NetworkInterfaces[0]
+	if n.DeviceIndex != nil && *n.DeviceIndex != 0 {
+		return errdefs.InvalidParameter("InvalidParameterValue", "The primary network interface must have DeviceIndex 0")
+	}
+	if n.NetworkInterfaceID != "" {
+		return errdefs.InvalidParameter("InvalidParameterValue", "Attaching an existing network interface at launch is not supported; leave out NetworkInterfaceId")
+	}
+	if in.SubnetID != "" || len(in.SecurityGroupIDs) > 0 || len(in.SecurityGroups) > 0 {
+		return errdefs.InvalidParameter("InvalidParameterCombination", "Network interfaces and an instance-level subnet ID or security groups may not be specified on the same request; put SubnetId and Groups inside NetworkInterface")
+	}
+	ri.SubnetID, ri.SecurityGroupIDs, ri.AssociatePublicIP = n.SubnetID, n.Groups, n.AssociatePublicIPAddress
+	return nil
 }
 
 func groupsOf(i instances.Instance) []GroupItem {

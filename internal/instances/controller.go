@@ -259,7 +259,14 @@ func (s *Service) ensureRunning(ctx context.Context, key string, i Instance) err
 	// 2. The network interface (netfab names it; CreateENI is idempotent
 	// per instance).
 	if i.Status.ENIID == "" {
-		eni, err := s.opts.Network.CreateENI(ctx, i.AccountID, i.SubnetID, i.ID)
+		var eni ENI
+		var err error
+		if m, ok := s.opts.Network.(InterfaceMaker); ok {
+			eni, err = m.CreateInstanceENI(ctx, ENIRequest{AccountID: i.AccountID, SubnetID: i.SubnetID, InstanceID: i.ID,
+				Groups: i.SecurityGroupIDs, AssociatePublicIP: i.AssociatePublicIP})
+		} else {
+			eni, err = s.opts.Network.CreateENI(ctx, i.AccountID, i.SubnetID, i.ID)
+		}
 		if err != nil {
 			return fmt.Errorf("creating the network interface: %w", err)
 		}

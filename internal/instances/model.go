@@ -71,19 +71,21 @@ type Instance struct {
 	LaunchIndex   int    `json:"launchIndex"`
 	ClientToken   string `json:"clientToken,omitempty"`
 
-	ImageID          string          `json:"imageId"`
-	InstanceType     string          `json:"instanceType"`
-	KeyName          string          `json:"keyName,omitempty"`
-	PublicKey        string          `json:"publicKey,omitempty"`
-	AvailabilityZone string          `json:"availabilityZone"`
-	SubnetID         string          `json:"subnetId"`
-	VPCID            string          `json:"vpcId"`
-	SecurityGroupIDs []string        `json:"securityGroupIds,omitempty"`
-	UserData         []byte          `json:"userData,omitempty"`
-	Tags             []Tag           `json:"tags,omitempty"`
-	ShutdownBehavior string          `json:"shutdownBehavior"`
-	Metadata         MetadataOptions `json:"metadataOptions"`
-	LaunchTime       time.Time       `json:"launchTime"`
+	ImageID          string   `json:"imageId"`
+	InstanceType     string   `json:"instanceType"`
+	KeyName          string   `json:"keyName,omitempty"`
+	PublicKey        string   `json:"publicKey,omitempty"`
+	AvailabilityZone string   `json:"availabilityZone"`
+	SubnetID         string   `json:"subnetId"`
+	VPCID            string   `json:"vpcId"`
+	SecurityGroupIDs []string `json:"securityGroupIds,omitempty"`
+	// AssociatePublicIP is the launch's choice (nil: the subnet's).
+	AssociatePublicIP *bool           `json:"associatePublicIp,omitempty"`
+	UserData          []byte          `json:"userData,omitempty"`
+	Tags              []Tag           `json:"tags,omitempty"`
+	ShutdownBehavior  string          `json:"shutdownBehavior"`
+	Metadata          MetadataOptions `json:"metadataOptions"`
+	LaunchTime        time.Time       `json:"launchTime"`
 
 	// Boot is what the image gave at launch; kept so that a deregistered
 	// AMI does not break stop/start (as on AWS).
@@ -193,6 +195,29 @@ type Network interface {
 // of user-made VPCs. Without it only default-VPC subnets are accepted.
 type SubnetFinder interface {
 	FindSubnet(ctx context.Context, accountID, subnetID string) (Subnet, string, error) // subnet, its VPC id
+}
+
+// GroupResolver is an optional ability of a Network: checking the
+// security groups of a launch, named by ID or (default VPC) by name: they
+// must exist in the subnet's VPC, 1-5 of them; none given means the VPC's
+// default group. It returns their IDs.
+type GroupResolver interface {
+	ResolveGroups(ctx context.Context, accountID, vpcID string, groupIDs, groupNames []string) ([]string, error)
+}
+
+// InterfaceMaker is an optional ability of a Network: creating an
+// instance's ENI with its security groups and public-IP choice. Networks
+// without it get CreateENI (no groups, no public IP).
+type InterfaceMaker interface {
+	CreateInstanceENI(ctx context.Context, r ENIRequest) (ENI, error)
+}
+
+// ENIRequest asks for an instance's primary network interface.
+type ENIRequest struct {
+	AccountID, SubnetID, InstanceID string
+	Groups                          []string
+	// AssociatePublicIP: nil follows the subnet's MapPublicIpOnLaunch.
+	AssociatePublicIP *bool
 }
 
 // VPC is a VPC as instances see it.

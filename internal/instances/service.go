@@ -238,9 +238,14 @@ type RunInput struct {
 	UserData         []byte
 	SubnetID         string
 	SecurityGroupIDs []string
-	AvailabilityZone string
-	Tags             []Tag
-	ClientToken      string
+	// SecurityGroupNames name groups of the default VPC (EC2-Classic
+	// style SecurityGroup.N); resolved to IDs by the network.
+	SecurityGroupNames []string
+	// AssociatePublicIP: nil follows the subnet's MapPublicIpOnLaunch.
+	AssociatePublicIP *bool
+	AvailabilityZone  string
+	Tags              []Tag
+	ClientToken       string
 	// ShutdownBehavior is stop (default) or terminate.
 	ShutdownBehavior string
 	// RootSizeGiB is the root volume's size (0: the image's); it may not
@@ -343,6 +348,11 @@ func (s *Service) RunInstances(ctx context.Context, in RunInput) (RunResult, err
 	if err != nil {
 		return RunResult{}, err
 	}
+	if gr, ok := s.opts.Network.(GroupResolver); ok {
+		if in.SecurityGroupIDs, err = gr.ResolveGroups(ctx, in.AccountID, vpcID, in.SecurityGroupIDs, in.SecurityGroupNames); err != nil {
+			return RunResult{}, err
+		}
+	}
 
 	s.placeMu.Lock()
 	defer s.placeMu.Unlock()
@@ -365,7 +375,7 @@ func (s *Service) RunInstances(ctx context.Context, in RunInput) (RunResult, err
 			ID: newID("i-"), AccountID: in.AccountID, ReservationID: res.ID, LaunchIndex: i, ClientToken: in.ClientToken,
 			ImageID: img.ID, InstanceType: typ.Name, KeyName: key.Name, PublicKey: key.PublicKey,
 			AvailabilityZone: subnet.AvailabilityZone, SubnetID: subnet.ID, VPCID: vpcID,
-			SecurityGroupIDs: in.SecurityGroupIDs, UserData: in.UserData, Tags: in.Tags,
+			SecurityGroupIDs: in.SecurityGroupIDs, AssociatePublicIP: in.AssociatePublicIP, UserData: in.UserData, Tags: in.Tags,
 			ShutdownBehavior: in.ShutdownBehavior, Metadata: in.Metadata, LaunchTime: now,
 			Boot: BootSource{Disk: img.Disk, Kernel: img.Kernel, Initrd: img.Initrd, KernelCmdline: img.KernelCmdline,
 				Architecture: orDefault(img.Architecture, "x86_64"), RootDeviceName: orDefault(img.RootDeviceName, "/dev/xvda"),
