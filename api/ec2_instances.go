@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/url"
 	"sort"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/labcloud/labcloud/internal/errdefs"
 	"github.com/labcloud/labcloud/internal/instances"
+	"github.com/labcloud/labcloud/internal/tags"
 )
 
 func (s *Server) registerInstances() {
@@ -397,6 +399,17 @@ func (s *Server) runInstances(ctx context.Context, c *Call, in *RunInstancesInpu
 	if err != nil {
 		return nil, err
 	}
+	// The tag store holds every resource's tags (CreateTags, DescribeTags
+	// and DescribeInstances read it); the launch's tags start there.
+	var launchTags []tags.Tag
+	for _, t := range ri.Tags {
+		launchTags = append(launchTags, tags.Tag{Key: t.Key, Value: t.Value})
+	}
+	for _, i := range res.Instances {
+		if err := s.opts.Tags.Apply(ctx, i.AccountID, i.ID, launchTags); err != nil {
+			return nil, fmt.Errorf("tagging %s: %w", i.ID, err)
+		}
+	}
 	out := &ReservationItem{ReservationID: res.Reservation.ID, OwnerID: res.Reservation.AccountID, Groups: []GroupItem{}}
 	for _, i := range res.Instances {
 		out.Instances = append(out.Instances, instanceItem(svc, i))
@@ -541,6 +554,23 @@ func nonEmpty(s string) []string {
 	return []string{s}
 }
 
+// withStoredTags replaces the instances' launch tags with their current
+// tags from the tag store, which CreateTags and DeleteTags change.
+func (s *Server) withStoredTags(ctx context.Context, acct string, list []instances.Instance) error {
+	all, err := s.opts.Tags.List(ctx, acct)
+	if err != nil {
+		return err
+	}
+	byID := map[string][]instances.Tag{}
+	for _, t := range all {
+		byID[t.ResourceID] = append(byID[t.ResourceID], instances.Tag{Key: t.Key, Value: t.Value})
+	}
+	for n := range list {
+		list[n].Tags = byID[list[n].ID]
+	}
+	return nil
+}
+
 // filterInstances applies the instance filters, tag:<key> included.
 func filterInstances(list []instances.Instance, filters []Filter, fields filterFields[instances.Instance]) ([]instances.Instance, error) {
 	all := filterFields[instances.Instance]{}
@@ -605,6 +635,9 @@ func (s *Server) describeInstances(ctx context.Context, c *Call, in *DescribeIns
 	}
 	list, err := svc.DescribeInstances(ctx, c.Principal.AccountID, in.InstanceIDs)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.withStoredTags(ctx, c.Principal.AccountID, list); err != nil {
 		return nil, err
 	}
 	if list, err = filterInstances(list, in.Filters, instanceFilters); err != nil {

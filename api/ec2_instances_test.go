@@ -25,6 +25,7 @@ import (
 	"github.com/labcloud/labcloud/internal/instances"
 	"github.com/labcloud/labcloud/internal/store"
 	"github.com/labcloud/labcloud/internal/store/embedded"
+	"github.com/labcloud/labcloud/internal/tags"
 )
 
 // Fakes of what instances need from the other domain packages.
@@ -101,7 +102,12 @@ func newInstancesClient(t *testing.T) (*ec2.Client, *fake.Driver) {
 	done := make(chan struct{})
 	go func() { svc.RunController(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	hs := httptest.NewServer(New(Options{Accounts: accounts, Region: "lab-1", Instances: svc}))
+	tg := tags.New(st)
+	tg.Register("i-", func(ctx context.Context, acct, id string) (bool, error) {
+		_, err := svc.Get(ctx, acct, id)
+		return err == nil, nil
+	}, "instance")
+	hs := httptest.NewServer(New(Options{Accounts: accounts, Region: "lab-1", Instances: svc, Tags: tg}))
 	t.Cleanup(hs.Close)
 	return ec2.New(ec2.Options{Region: "lab-1", BaseEndpoint: aws.String(hs.URL),
 		Credentials: credentials.NewStaticCredentialsProvider(admin.AccessKeyID, admin.SecretAccessKey, "")}), drv
@@ -170,6 +176,28 @@ func TestInstancesAPI(t *testing.T) {
 		{Name: aws.String("instance-id"), Values: []string{id}}}})
 	if err != nil || len(f.Reservations) != 1 || len(f.Reservations[0].Instances) != 1 {
 		t.Fatalf("filtered DescribeInstances = %+v, %v", f, err)
+	}
+	// Instance tags live in the tag store: CreateTags and DeleteTags on an
+	// instance show in DescribeInstances, its tag filters and DescribeTags.
+	if _, err := c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: []ec2types.Tag{{Key: aws.String("env"), Value: aws.String("lab")}}}); err != nil {
+		t.Fatalf("CreateTags on an instance: %v", err)
+	}
+	if _, err := c.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{id}, Tags: []ec2types.Tag{{Key: aws.String("Name")}}}); err != nil {
+		t.Fatalf("DeleteTags on an instance: %v", err)
+	}
+	tagged, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{{Name: aws.String("tag:env"), Values: []string{"lab"}}}})
+	if err != nil || len(tagged.Reservations) != 1 || len(tagged.Reservations[0].Instances) != 1 {
+		t.Fatalf("DescribeInstances tag:env=lab = %+v, %v", tagged, err)
+	}
+	if got := tagged.Reservations[0].Instances[0].Tags; len(got) != 1 || aws.ToString(got[0].Key) != "env" {
+		t.Fatalf("tags after CreateTags env and DeleteTags Name = %+v", got)
+	}
+	dt, err := c.DescribeTags(ctx, &ec2.DescribeTagsInput{Filters: []ec2types.Filter{{Name: aws.String("resource-id"), Values: []string{id}}}})
+	if err != nil || len(dt.Tags) != 1 || dt.Tags[0].ResourceType != ec2types.ResourceTypeInstance {
+		t.Fatalf("DescribeTags of the instance = %+v, %v", dt, err)
+	}
+	if _, err := c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{"i-0123456789abcdef0"}, Tags: []ec2types.Tag{{Key: aws.String("k")}}}); apiCode(err) != "InvalidInstanceID.NotFound" {
+		t.Fatalf("CreateTags on an unknown instance: %v", err)
 	}
 	p, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5)})
 	if err != nil || len(p.Reservations) != 1 || len(p.Reservations[0].Instances) != 2 || p.NextToken != nil {

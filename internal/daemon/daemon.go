@@ -27,6 +27,7 @@ import (
 	"github.com/labcloud/labcloud/internal/clock"
 	"github.com/labcloud/labcloud/internal/cloud"
 	"github.com/labcloud/labcloud/internal/config"
+	"github.com/labcloud/labcloud/internal/errdefs"
 	"github.com/labcloud/labcloud/internal/instances"
 	"github.com/labcloud/labcloud/internal/keypairs"
 	"github.com/labcloud/labcloud/internal/store"
@@ -110,7 +111,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 	tagStore.Register("ami-", images.Exists, "image")
 	tagStore.Register("key-", keyPairs.Exists, "key-pair")
 
-	comp, stopCompute, err := startCompute(ctx, cfg, st, log, images, keyPairs)
+	comp, stopCompute, err := startCompute(ctx, cfg, st, log, images, keyPairs, tagStore)
 	if err != nil {
 		// The API (IAM, STS, Describe*) still works without the compute
 		// layer, e.g. when labcloudd runs unprivileged; instance actions
@@ -165,7 +166,7 @@ type compute struct {
 	fabric    *netfab.Fabric
 }
 
-func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger, images *imagestore.Catalogue, keyPairs *keypairs.KeyPairs) (compute, func(), error) {
+func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger, images *imagestore.Catalogue, keyPairs *keypairs.KeyPairs, tagStore *tags.Tags) (compute, func(), error) {
 	noop := func() {}
 	md := &metadataAdapter{}
 	fabric, err := netfab.New(ctx, netfab.Options{Store: st, Zones: cfg.Zones, NamePrefix: cfg.Network.NamePrefix,
@@ -188,6 +189,11 @@ func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *
 		VCPUOvercommit: cfg.Instances.VCPUOvercommit, MemoryOvercommit: cfg.Instances.MemoryOvercommit,
 		AccountVCPULimit: cfg.Instances.AccountVCPULimit, MaxGuestMemoryMiB: cfg.Instances.MaxGuestMemoryMiB,
 		Logger: log.With("component", "instances"),
+		Forget: func(ctx context.Context, acct, id string) {
+			if err := tagStore.Forget(ctx, acct, id); err != nil {
+				log.Warn("could not remove the tags of a deleted instance", "instance", id, "err", err)
+			}
+		},
 	})
 	if err != nil {
 		driver.Close()
@@ -195,6 +201,16 @@ func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *
 		return compute{}, noop, fmt.Errorf("starting the instance service: %w", err)
 	}
 	md.set(svc)
+	tagStore.Register("i-", func(ctx context.Context, acct, id string) (bool, error) {
+		_, err := svc.Get(ctx, acct, id)
+		if errdefs.Is(err, errdefs.ClassNotFound) || errdefs.Is(err, errdefs.ClassInvalidParameter) {
+			return false, nil
+		}
+		return err == nil, err
+	}, "instance")
+	if err := migrateInstanceTags(ctx, st, svc, tagStore); err != nil {
+		log.Warn("could not move instance tags into the tag store", "err", err)
+	}
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -211,6 +227,44 @@ func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *
 		driver.Close()
 		fabric.Close() // VMs keep running with their taps; DHCP/IMDS come back at the next start
 	}, nil
+}
+
+// migrateInstanceTags moves, once, the launch tags that earlier versions
+// kept only in instance records into the tag store, which now holds every
+// resource's tags.
+func migrateInstanceTags(ctx context.Context, st *store.Store, svc *instances.Service, tagStore *tags.Tags) error {
+	const done = "migrations/instance-tags"
+	var ok bool
+	if _, err := st.Get(ctx, done, &ok); err == nil {
+		return nil
+	}
+	all, err := svc.AllInstances(ctx)
+	if err != nil {
+		return err
+	}
+	for _, i := range all {
+		if len(i.Tags) == 0 {
+			continue
+		}
+		have, err := tagStore.Of(ctx, i.AccountID, i.ID)
+		if err != nil {
+			return err
+		}
+		var add []tags.Tag
+		for _, t := range i.Tags {
+			if _, set := have[t.Key]; !set {
+				add = append(add, tags.Tag{Key: t.Key, Value: t.Value})
+			}
+		}
+		if err := tagStore.Apply(ctx, i.AccountID, i.ID, add); err != nil {
+			return err
+		}
+	}
+	_, err = st.Create(ctx, done, true)
+	if errors.Is(err, store.ErrExists) {
+		err = nil
+	}
+	return err
 }
 
 // messageKey loads the key that encrypts EC2's encoded authorization

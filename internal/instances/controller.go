@@ -396,6 +396,9 @@ func (s *Service) ensureTerminated(ctx context.Context, key string, i Instance, 
 			if err := s.opts.Store.DeleteIf(ctx, key, rev); err != nil && !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
+			if s.opts.Forget != nil {
+				s.opts.Forget(ctx, i.AccountID, i.ID)
+			}
 		}
 		return nil
 	}

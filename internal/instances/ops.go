@@ -99,6 +99,12 @@ func notFound(ids []string) error {
 	return errdefs.NotFound("InvalidInstanceID.NotFound", "The instance IDs '%s' do not exist", strings.Join(ids, ", "))
 }
 
+// AllInstances returns every account's instance records, terminated ones
+// included (for maintenance such as data migrations).
+func (s *Service) AllInstances(ctx context.Context) ([]Instance, error) {
+	return store.ListAs[Instance](ctx, s.opts.Store, instancesPrefix)
+}
+
 // Get returns one instance of the account.
 func (s *Service) Get(ctx context.Context, account, id string) (Instance, error) {
 	l, err := s.DescribeInstances(ctx, account, []string{id})

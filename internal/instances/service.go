@@ -107,6 +107,10 @@ type Options struct {
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Forget, if set, is called when a terminated instance's record is
+	// finally removed, so that what other stores keep about it (its tags)
+	// goes too.
+	Forget func(ctx context.Context, accountID, instanceID string)
 }
 
 // Service runs EC2 instances: the API-facing operations (validate, record
