@@ -34,6 +34,9 @@ type Options struct {
 	NamePrefix string
 	// Metadata tells the metadata service who a caller is.
 	Metadata MetadataSource
+	// PublicGateway is the internet's next hop on the public bridge;
+	// invalid (the zero Addr) means there is no internet.
+	PublicGateway netip.Addr
 	Logger   *slog.Logger
 }
 
@@ -106,6 +109,7 @@ type Fabric struct {
 	region string
 	prefix string
 	md     MetadataSource
+	edge   edgeConfig
 	log    *slog.Logger
 	key    []byte
 
@@ -154,6 +158,7 @@ func New(ctx context.Context, o Options) (*Fabric, error) {
 	return &Fabric{
 		st: o.Store, zones: o.Zones, region: regionOf(o.Zones[0]), prefix: o.NamePrefix,
 		md: o.Metadata, log: o.Logger.With("component", "netfab"), key: key,
+		edge: edgeConfig{PublicCIDR: netip.MustParsePrefix("203.0.113.0/24"), Gateway: o.PublicGateway},
 		vpcs: map[string]*vpcRuntime{},
 	}, nil
 }
@@ -751,6 +756,37 @@ func (f *Fabric) Teardown(ctx context.Context) error {
 		if err := deleteNetns(n); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	errs = append(errs, f.removeHostLinks(func(string) bool { return false }))
+	return errors.Join(errs...)
+}
+
+// removeHostLinks deletes, in the host namespace, the internet-gateway
+// veths this Fabric made whose name keep does not claim, and the public
+// bridge when no gateway veth is left on it.
+func (f *Fabric) removeHostLinks(keep func(name string) bool) error {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return fmt.Errorf("listing host interfaces: %w", err)
+	}
+	var errs []error
+	left := 0
+	for _, l := range links {
+		n := l.Attrs().Name
+		if !f.ourHostLink(n) {
+			continue
+		}
+		if keep(n) {
+			left++
+			continue
+		}
+		f.log.Info("removing internet gateway link", "link", n)
+		if err := netlink.LinkDel(l); err != nil {
+			errs = append(errs, fmt.Errorf("deleting %s: %w", n, err))
+		}
+	}
+	if left == 0 {
+		errs = append(errs, deleteLink(f.publicBridgeName()))
 	}
 	return errors.Join(errs...)
 }

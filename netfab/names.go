@@ -64,6 +64,17 @@ func (f *Fabric) ourLink(name string) bool {
 	return err == nil
 }
 
+// ourHostLink reports whether a host-namespace interface name is one of
+// this Fabric's internet-gateway veths (prefix, "g", 8 hex digits).
+func (f *Fabric) ourHostLink(name string) bool {
+	rest, ok := strings.CutPrefix(name, f.prefix+"g")
+	if !ok || len(rest) != 8 {
+		return false
+	}
+	_, err := hex.DecodeString(rest)
+	return err == nil
+}
+
 // netnsDir is where named namespaces are bind-mounted, as iproute2 does.
 const netnsDir = "/var/run/netns"
 
