@@ -45,6 +45,8 @@ every key.`,
 				&cli.StringFlag{Name: "etcd-endpoints", Usage: "comma-separated external etcd endpoints (default: embedded etcd)"},
 				&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error (default info)"},
 				&cli.StringFlag{Name: "net-prefix", Usage: "prefix of the network namespaces, bridges and taps this install creates (default lc)"},
+				&cli.StringFlag{Name: "public-cidr", Usage: "pool of public and Elastic IPs; its first address goes on the host's public bridge (default 203.0.113.0/24)"},
+				&cli.StringFlag{Name: "public-gateway", Usage: "the internet's next hop on the public bridge (default none: instances reach only this host and other public IPs)"},
 				&cli.BoolFlag{Name: "test-clock", Usage: "for tests only: POST /_labcloud/test/clock?advance=15m moves the clock credential expirations use"},
 			},
 			Action: serve,
@@ -75,6 +77,12 @@ func serve(c *cli.Context) error {
 	}
 	if v := c.String("net-prefix"); v != "" {
 		cfg.Network.NamePrefix = v
+	}
+	if v := c.String("public-cidr"); v != "" {
+		cfg.Network.PublicCIDR = v
+	}
+	if v := c.String("public-gateway"); v != "" {
+		cfg.Network.PublicGateway = v
 	}
 	cfg.TestClock = c.Bool("test-clock")
 	if err := cfg.Validate(); err != nil {

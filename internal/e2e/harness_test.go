@@ -99,6 +99,12 @@ func startDaemon(t testing.TB, stateDir string, extra ...string) *daemon {
 		// own owns: daemons of different tests must not share a prefix.
 		args = append(args, "--net-prefix", netPrefix(stateDir))
 	}
+	if !strings.Contains(strings.Join(extra, " "), "--public-cidr") {
+		// The daemon's public bridge holds the pool's first address in
+		// the host namespace: keep e2e daemons off the pools of the
+		// netfab tests that may run at the same time (203.0.113.128/25).
+		args = append(args, "--public-cidr", "203.0.113.0/25")
+	}
 	cmd := exec.Command(filepath.Join(binDir, "labcloudd"), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
