@@ -360,7 +360,8 @@ func (f *Fabric) eniByPublicIP(vpcID string, pub netip.Addr) (private netip.Addr
 // socket is opened from the daemon's own namespace, where the upstream is
 // reachable; the VPC namespace has no route to it.
 func (f *Fabric) forwardDNS(req *dns.Msg, tcp bool) *dns.Msg {
-	c := &dns.Client{Net: "udp", Timeout: dnsUpstreamTimeout}
+	// Read whole datagrams: the reply is cut to the client's size below.
+	c := &dns.Client{Net: "udp", Timeout: dnsUpstreamTimeout, UDPSize: dns.MaxMsgSize}
 	if tcp {
 		c.Net = "tcp"
 	}

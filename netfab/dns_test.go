@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -376,4 +377,55 @@ func TestDNSResolverInVPC(t *testing.T) {
 		}
 		off(t)
 	})
+}
+
+// TestDNSForwarder checks the optional upstream path against a fake
+// upstream on loopback (no real resolver is ever used in tests): the
+// answer comes back with the client's ID, a UDP answer too large for the
+// client is truncated, and a dead upstream gives SERVFAIL.
+func TestDNSForwarder(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := 0
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		n := 1
+		if req.Question[0].Name == "big.example.com." {
+			n = 60
+			big++
+		}
+		for i := range n {
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: net.IPv4(198, 51, 100, byte(i+1))})
+		}
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = srv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+
+	f := &Fabric{upstream: pc.LocalAddr().String(), log: slog.New(slog.DiscardHandler)}
+	req := new(dns.Msg)
+	req.SetQuestion("www.example.com.", dns.TypeA)
+	m := f.forwardDNS(req, false)
+	if m.Id != req.Id || m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != "198.51.100.1" {
+		t.Errorf("forwarded answer: %v", m)
+	}
+	req.SetQuestion("big.example.com.", dns.TypeA)
+	m = f.forwardDNS(req, false)
+	if big != 1 || !m.Truncated || m.Len() > dns.MinMsgSize {
+		t.Errorf("a %d-byte answer to a 512-byte client: truncated %v (upstream asked %d times)", m.Len(), m.Truncated, big)
+	}
+
+	dead, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.upstream = dead.LocalAddr().String()
+	dead.Close() // ICMP port unreachable on loopback: fails at once
+	req.SetQuestion("www.example.com.", dns.TypeA)
+	if m := f.forwardDNS(req, false); m.Rcode != dns.RcodeServerFailure || m.Id != req.Id {
+		t.Errorf("dead upstream: %v, want SERVFAIL", m)
+	}
 }
