@@ -7,9 +7,9 @@
 // # What is built so far (the minimal fabric, enough for ssh)
 //
 // Default VPCs (172.31.0.0/16, one default /20 per AZ numbered as AWS does),
-// ENIs, a DHCP server per subnet and the metadata service per VPC. Route
-// tables, NACLs, security groups, anti-spoofing, DNS, gateways and
-// non-default VPCs come with the VPC issue.
+// ENIs, a DHCP server per subnet, the metadata service and the DNS
+// resolver per VPC. Route tables, NACLs, security groups, anti-spoofing,
+// gateways and non-default VPCs come with the VPC issue.
 //
 // # Names
 //
@@ -26,7 +26,8 @@
 //
 // # Addresses and kernel settings
 //
-// In a VPC namespace: lo is up and holds 169.254.169.254/32; ip_forward=1,
+// In a VPC namespace: lo is up and holds 169.254.169.254/32 (and, once
+// the resolver runs, 169.254.169.253/32; see DNS); ip_forward=1,
 // send_redirects=0 (all, default and every bridge), the three
 // net.bridge.bridge-nf-call-* sysctls 0. Each subnet bridge has a fixed
 // random MAC (so that adding ports never changes the router's MAC), holds
@@ -56,11 +57,48 @@
 // broadcast address unless the client already has its address (renewal:
 // unicast to ciaddr); a broadcast stays on the subnet's bridge.
 //
-// DNS: the lease names base+2, as AWS does, and the router holds that
-// address, but no resolver runs yet: queries get an immediate ICMP port
-// unreachable, so guests fail fast instead of waiting for timeouts. The
-// resolver (VPC issue) will listen on base+2 and nothing in the guests
-// changes.
+// # DNS (the Amazon-provided resolver)
+//
+// One resolver per VPC, in Go (github.com/miekg/dns; dns.go). Its UDP and
+// TCP sockets are opened inside the VPC namespace, one pair per address:
+// base+2 of every subnet (the address the DHCP lease names and the bridge
+// holds), base+2 of the VPC's CIDR and 169.254.169.253 (both put on lo as
+// /32 when no bridge holds them). Binding each address rather than
+// 0.0.0.0:53 answers exactly where AWS does and nowhere else: not on the
+// router's base+1 or 169.254.169.254, and never on the address the
+// namespace will hold towards the public bridge (no open resolver for the
+// "internet"). Queries from outside the VPC's CIDR blocks get REFUSED.
+//
+// It answers, with TTL 60:
+//
+//	ip-a-b-c-d.<region>.compute.internal  A a.b.c.d for every address of
+//	                                      the VPC's blocks, ENI or not (AWS
+//	                                      resolves these by pattern)
+//	d.c.b.a.in-addr.arpa                  PTR to that name, same addresses
+//	ec2-w-x-y-z.<region>.compute.amazonaws.com
+//	                                      when w.x.y.z is the public IPv4 of
+//	                                      an ENI (Options.PublicIPv4): its
+//	                                      private address if the ENI is in
+//	                                      the asking VPC (AWS's split
+//	                                      horizon), else w.x.y.z; and the
+//	                                      PTR of w.x.y.z back to that name
+//
+// The domain is the one DHCP hands out, so a guest's search list makes a
+// bare ip-a-b-c-d resolve. Other names under the two domains get NXDOMAIN
+// with an SOA (negative TTL 60), AAAA and other types NODATA. Every other
+// name (the internet) is REFUSED at once: there is no upstream on a lab
+// host, and REFUSED makes glibc fail at once without walking the search
+// list or waiting for a timeout (SERVFAIL would also make
+// systemd-resolved degrade the server and invites caching as a failure).
+// With Options.DNSUpstream set, such names are forwarded instead (from
+// the daemon's namespace, over the client's transport; SERVFAIL if the
+// upstream fails).
+//
+// Fabric.SetDNSSupport(vpc, false) is enableDnsSupport=false: the
+// resolver's sockets close, so queries get ICMP port unreachable (UDP, as
+// the kernel's rate limit allows) or a reset (TCP). The switch is kept in
+// memory across ensureServers/Close/Reconcile; whoever records the VPC
+// attribute applies it again after a daemon restart.
 //
 // # Instance metadata service
 //

@@ -38,6 +38,16 @@ type Options struct {
 	// invalid (the zero Addr) means there is no internet.
 	PublicGateway netip.Addr
 	Logger   *slog.Logger
+	// DNSUpstream, "host:port", is where the VPC resolvers forward names
+	// they do not own. Empty (the default): such names get REFUSED at
+	// once, since a lab host usually has no resolver to offer.
+	DNSUpstream string
+	// PublicIPv4 returns the public IPv4 address of an ENI (the invalid
+	// netip.Addr for none), so that the VPC resolvers answer its public
+	// DNS name. It must be cheap (in memory): it runs for every ENI on a
+	// public-name query. Nil: no public names. Return none when the
+	// VPC's enableDnsHostnames is false.
+	PublicIPv4 func(ENI) netip.Addr
 }
 
 // VPC is a virtual network: a network namespace acting as its router.
@@ -113,12 +123,19 @@ type Fabric struct {
 	log    *slog.Logger
 	key    []byte
 
+	upstream string               // Options.DNSUpstream
+	publicIP func(ENI) netip.Addr // Options.PublicIPv4
+
 	// kmu serialises changes to kernel objects (namespaces, links), so
 	// that two calls never race to create or remove the same one.
 	kmu sync.Mutex
 
 	mu   sync.Mutex
 	vpcs map[string]*vpcRuntime // by VPC ID
+
+	// dnsOff holds the VPC IDs whose enableDnsSupport is false (guarded
+	// by mu); see SetDNSSupport.
+	dnsOff map[string]bool
 }
 
 // vpcRuntime is what runs for one VPC.
@@ -128,6 +145,7 @@ type vpcRuntime struct {
 	enis    map[string]ENI // by private IP
 	imds    *imdsServer
 	dhcp    map[string]*dhcpServer // by subnet ID
+	dns     *dnsServer             // nil while DNS support is off
 }
 
 // New returns a Fabric. It touches no kernel object: call Reconcile after
@@ -159,7 +177,7 @@ func New(ctx context.Context, o Options) (*Fabric, error) {
 		st: o.Store, zones: o.Zones, region: regionOf(o.Zones[0]), prefix: o.NamePrefix,
 		md: o.Metadata, log: o.Logger.With("component", "netfab"), key: key,
 		edge: edgeConfig{PublicCIDR: netip.MustParsePrefix("203.0.113.0/24"), Gateway: o.PublicGateway},
-		vpcs: map[string]*vpcRuntime{},
+		vpcs: map[string]*vpcRuntime{}, upstream: o.DNSUpstream, publicIP: o.PublicIPv4,
 	}, nil
 }
 
@@ -308,8 +326,8 @@ func (f *Fabric) ensureVPC(ctx context.Context, vpc VPC, subnets []subnetRecord)
 	return f.ensureServers(vpc, subnets)
 }
 
-// ensureServers starts the metadata server of the VPC and the DHCP server
-// of every subnet, unless running.
+// ensureServers starts the metadata server of the VPC, the DHCP server
+// of every subnet and the VPC resolver (dns.go), unless running.
 func (f *Fabric) ensureServers(vpc VPC, subnets []subnetRecord) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -347,7 +365,7 @@ func (f *Fabric) ensureServers(vpc VPC, subnets []subnetRecord) error {
 		}
 		rt.dhcp[sn.ID] = d
 	}
-	return nil
+	return f.ensureDNS(rt)
 }
 
 func (f *Fabric) eniInfo(vpcID, ip string) (eniInfo, bool) {
@@ -710,6 +728,10 @@ func (rt *vpcRuntime) stop() {
 	for id, d := range rt.dhcp {
 		d.close()
 		delete(rt.dhcp, id)
+	}
+	if rt.dns != nil {
+		rt.dns.close()
+		rt.dns = nil
 	}
 }
 
