@@ -62,10 +62,21 @@ func (e *awsEnv) waitState(id, state string, within time.Duration) instanceView 
 // retrying until sshd answers.
 func sshRun(t *testing.T, ns, key, ip, cmd string, within time.Duration) string {
 	t.Helper()
+	return sshRunAs(t, ns, key, "root", ip, cmd, within)
+}
+
+// sshRunAs is sshRun as another user; ns "" runs ssh in the host
+// namespace (public IPs).
+func sshRunAs(t *testing.T, ns, key, user, ip, cmd string, within time.Duration) string {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		c := exec.Command("ip", "netns", "exec", ns, "ssh", "-i", key, "-o", "StrictHostKeyChecking=no",
-			"-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=3", "-o", "BatchMode=yes", "root@"+ip, cmd)
+		args := []string{"ssh", "-i", key, "-o", "StrictHostKeyChecking=no",
+			"-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=3", "-o", "BatchMode=yes", user + "@" + ip, cmd}
+		if ns != "" {
+			args = append([]string{"ip", "netns", "exec", ns}, args...)
+		}
+		c := exec.Command(args[0], args[1:]...)
 		out, err := c.CombinedOutput()
 		if err == nil {
 			return string(out)
