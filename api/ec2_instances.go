@@ -66,7 +66,7 @@ func init() {
 			out = append(out, "arn:aws:ec2:"+region+":"+c.Principal.AccountID+":subnet/"+sn)
 		}
 		return out
-	}}
+	}, alsoOn: passProfileRole}
 }
 
 func orStar(s string) string {
@@ -105,7 +105,7 @@ type InstanceTagSpecification struct {
 
 // RunInstancesInput is the EC2 RunInstances request. Members labcloud does
 // not act on yet (monitoring, EBS optimisation, credit and CPU options,
-// termination protection, IAM profile) are accepted and ignored, so that
+// termination protection) are accepted and ignored, so that
 // scripts written for AWS keep working.
 type RunInstancesInput struct {
 	ImageID                           string                     `locationName:"ImageId"`
@@ -231,6 +231,9 @@ type InstanceItem struct {
 	BootMode              string                 `locationName:"currentInstanceBootMode"`
 	PlatformDetails       string                 `locationName:"platformDetails"`
 	UsageOperation        string                 `locationName:"usageOperation"`
+
+	// IamInstanceProfile is the instance's profile, nil for none.
+	IamInstanceProfile *IamInstanceProfileItem `locationName:"iamInstanceProfile"`
 }
 
 // PlacementItem is an EC2 Placement.
@@ -367,6 +370,9 @@ func (s *Server) runInstances(ctx context.Context, c *Call, in *RunInstancesInpu
 		}
 		ri.DeleteOnTermination = m.Ebs.DeleteOnTermination
 	}
+	if ri.IAMProfile, err = s.runInstancesProfile(ctx, c, in); err != nil {
+		return nil, err
+	}
 	if mo := in.MetadataOptions; mo != nil {
 		ri.Metadata = instances.MetadataOptions{HTTPTokens: mo.HTTPTokens, HTTPEndpoint: mo.HTTPEndpoint}
 		if mo.HTTPPutResponseHopLimit != nil {
@@ -414,6 +420,7 @@ func instanceItem(svc *instances.Service, i instances.Instance) InstanceItem {
 			HTTPEndpoint: i.Metadata.HTTPEndpoint, HTTPProtocolIpv6: "disabled", InstanceMetadataTags: "disabled"},
 		BootMode: "legacy-bios", PlatformDetails: "Linux/UNIX", UsageOperation: "RunInstances",
 		BlockDeviceMappings: []InstanceBlockDevice{}, NetworkInterfaces: []InstanceNetworkIface{},
+		IamInstanceProfile: iamProfileItem(i),
 	}
 	if i.KeyName != "" {
 		k := i.KeyName
