@@ -18,6 +18,19 @@ type actionSpec struct {
 	// sts:TagSession when AssumeRole passes session tags.
 	alsoNeeds      func(c *Call, p url.Values) []string
 	resourcePolicy func(ctx context.Context, a *IAMAuthorizer, c *Call, p url.Values) (*policy.NamedPolicy, string, error)
+	// alsoOn lists further actions on other resources that need state to
+	// find, each checked with its own extra condition keys: iam:PassRole
+	// on the role of the instance profile RunInstances names.
+	alsoOn func(ctx context.Context, a *IAMAuthorizer, c *Call, p url.Values) ([]actionOn, error)
+}
+
+// actionOn is one further action a call needs, on its own resources.
+type actionOn struct {
+	action    string
+	resources []string
+	// context adds condition keys for this check only
+	// (iam:PassedToService for iam:PassRole).
+	context map[string]string
 }
 
 // actionTable maps every implemented action ("service:Action") to its
@@ -32,6 +45,7 @@ func init() {
 	}
 
 	ec2Tables(all)
+	ec2IAMProfileTables(all)
 
 	actionTable["sts:DecodeAuthorizationMessage"] = actionSpec{resources: all}
 	actionTable["sts:AssumeRole"] = actionSpec{

@@ -89,6 +89,30 @@ func (a *IAMAuthorizer) Authorize(ctx context.Context, c *Call, params url.Value
 			return err
 		}
 	}
+	if spec.alsoOn != nil {
+		more, err := spec.alsoOn(ctx, a, c, params)
+		if err != nil {
+			return err
+		}
+		for _, m := range more {
+			mctx := rctx
+			if len(m.context) > 0 {
+				mctx = policy.NewContext()
+				for _, k := range rctx.Keys() {
+					v, _ := rctx.Get(k)
+					mctx.Set(k, v...)
+				}
+				for k, v := range m.context {
+					mctx.Set(k, v)
+				}
+			}
+			res := m.resources
+			sub := actionSpec{resources: func(*Call, url.Values) []string { return res }}
+			if err := a.authorizeAction(ctx, c, params, sub, m.action, subject, mctx); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -277,6 +301,18 @@ func (a *IAMAuthorizer) requestContext(c *Call, params url.Values, s *subject) *
 		if p.SourceIdentity != "" {
 			rc.Set("aws:SourceIdentity", p.SourceIdentity)
 		}
+		if src := p.Source; src != nil {
+			// Role credentials of an instance profile: AWS names the
+			// instance they were delivered to.
+			rc.Set("ec2:SourceInstanceARN", src.InstanceARN)
+			rc.Set("aws:SourceInstanceARN", src.InstanceARN)
+			if src.VPCID != "" {
+				rc.Set("aws:Ec2InstanceSourceVpc", src.VPCID)
+			}
+			if src.PrivateIP != "" {
+				rc.Set("aws:Ec2InstanceSourcePrivateIPv4", src.PrivateIP)
+			}
+		}
 	}
 	if c.Service == ServiceEC2 {
 		rc.Set("ec2:Region", a.Region)
@@ -440,7 +476,7 @@ func (a *IAMAuthorizer) encodeMessage(c *Call, action, resource string, d policy
 	m.Context.Action = action
 	m.Context.Resource = resource
 	m.Context.Conditions.Items = []conditionItem{}
-	for _, k := range []string{"aws:PrincipalArn", "aws:PrincipalAccount", "aws:PrincipalType", "aws:userid", "aws:username", "aws:SourceIp", "aws:CurrentTime", "aws:RequestedRegion", "ec2:Region"} {
+	for _, k := range []string{"aws:PrincipalArn", "aws:PrincipalAccount", "aws:PrincipalType", "aws:userid", "aws:username", "aws:SourceIp", "aws:CurrentTime", "aws:RequestedRegion", "ec2:Region", "ec2:SourceInstanceARN", "iam:PassedToService"} {
 		if vs, ok := rctx.Get(k); ok {
 			var ci conditionItem
 			ci.Key = k

@@ -68,7 +68,7 @@ func init() {
 			out = append(out, "arn:aws:ec2:"+region+":"+c.Principal.AccountID+":subnet/"+sn)
 		}
 		return out
-	}}
+	}, alsoOn: passProfileRole}
 }
 
 func orStar(s string) string {
@@ -119,7 +119,7 @@ type RunNetworkInterface struct {
 
 // RunInstancesInput is the EC2 RunInstances request. Members labcloud does
 // not act on yet (monitoring, EBS optimisation, credit and CPU options,
-// termination protection, IAM profile) are accepted and ignored, so that
+// termination protection) are accepted and ignored, so that
 // scripts written for AWS keep working.
 type RunInstancesInput struct {
 	ImageID                           string                     `locationName:"ImageId"`
@@ -246,6 +246,9 @@ type InstanceItem struct {
 	BootMode              string                 `locationName:"currentInstanceBootMode"`
 	PlatformDetails       string                 `locationName:"platformDetails"`
 	UsageOperation        string                 `locationName:"usageOperation"`
+
+	// IamInstanceProfile is the instance's profile, nil for none.
+	IamInstanceProfile *IamInstanceProfileItem `locationName:"iamInstanceProfile"`
 }
 
 // PlacementItem is an EC2 Placement.
@@ -386,6 +389,9 @@ func (s *Server) runInstances(ctx context.Context, c *Call, in *RunInstancesInpu
 		}
 		ri.DeleteOnTermination = m.Ebs.DeleteOnTermination
 	}
+	if ri.IAMProfile, err = s.runInstancesProfile(ctx, c, in); err != nil {
+		return nil, err
+	}
 	if mo := in.MetadataOptions; mo != nil {
 		ri.Metadata = instances.MetadataOptions{HTTPTokens: mo.HTTPTokens, HTTPEndpoint: mo.HTTPEndpoint}
 		if mo.HTTPPutResponseHopLimit != nil {
@@ -406,6 +412,9 @@ func (s *Server) runInstances(ctx context.Context, c *Call, in *RunInstancesInpu
 		launchTags = append(launchTags, tags.Tag{Key: t.Key, Value: t.Value})
 	}
 	for _, i := range res.Instances {
+		if s.opts.Tags == nil {
+			break // a Server without a tag store (unit tests) keeps launch tags only
+		}
 		if err := s.opts.Tags.Apply(ctx, i.AccountID, i.ID, launchTags); err != nil {
 			return nil, fmt.Errorf("tagging %s: %w", i.ID, err)
 		}
@@ -467,6 +476,7 @@ func instanceItem(svc *instances.Service, i instances.Instance) InstanceItem {
 			HTTPEndpoint: i.Metadata.HTTPEndpoint, HTTPProtocolIpv6: "disabled", InstanceMetadataTags: "disabled"},
 		BootMode: "legacy-bios", PlatformDetails: "Linux/UNIX", UsageOperation: "RunInstances",
 		BlockDeviceMappings: []InstanceBlockDevice{}, NetworkInterfaces: []InstanceNetworkIface{},
+		IamInstanceProfile: iamProfileItem(i),
 	}
 	if i.KeyName != "" {
 		k := i.KeyName
@@ -557,6 +567,9 @@ func nonEmpty(s string) []string {
 // withStoredTags replaces the instances' launch tags with their current
 // tags from the tag store, which CreateTags and DeleteTags change.
 func (s *Server) withStoredTags(ctx context.Context, acct string, list []instances.Instance) error {
+	if s.opts.Tags == nil {
+		return nil
+	}
 	all, err := s.opts.Tags.List(ctx, acct)
 	if err != nil {
 		return err

@@ -43,6 +43,9 @@ type Principal struct {
 	// Chained is true for a role session created by another role session
 	// (AWS limits those to one hour).
 	Chained bool
+	// Source is the EC2 instance whose profile credentials signed the
+	// request (nil otherwise); it fills ec2:SourceInstanceARN and friends.
+	Source *InstanceSource
 }
 
 // SessionPolicy is a session policy document and where it came from.

@@ -37,6 +37,10 @@ type Session struct {
 	TransitiveTagKeys []string          `json:"transitiveTagKeys,omitempty"`
 	SourceIdentity    string            `json:"sourceIdentity,omitempty"`
 	Chained           bool              `json:"chained,omitempty"`
+
+	// Source is set for the role credentials of an EC2 instance profile:
+	// the instance they were issued to (see InstanceRoles).
+	Source *InstanceSource `json:"source,omitempty"`
 }
 
 // Principal returns the principal the session authenticates as.
@@ -46,6 +50,7 @@ func (s Session) Principal() Principal {
 		TokenIssueTime: s.IssuedAt, Expiration: s.Expiration,
 		SessionPolicies: s.SessionPolicies, SessionTags: s.SessionTags,
 		TransitiveTagKeys: s.TransitiveTagKeys, SourceIdentity: s.SourceIdentity, Chained: s.Chained,
+		Source: s.Source,
 	}
 	switch {
 	case s.RoleName != "":

@@ -3,6 +3,7 @@ package netfab
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -41,6 +42,47 @@ type Metadata struct {
 	HopLimit      int
 	ReservationID string
 	AccountID     string
+	// IAMInstanceProfileARN and IAMInstanceProfileID name the instance's
+	// profile (empty: none, and iam/ is not served); IAMAssociationID is
+	// its association. The credentials come from a CredentialSource.
+	IAMInstanceProfileARN string
+	IAMInstanceProfileID  string
+	IAMAssociationID      string
+	VPCID                 string
+}
+
+// CredentialSource is an optional ability of a MetadataSource: the role
+// credentials of an instance with an instance profile, served under
+// meta-data/iam/. ok is false when there are none to serve (the profile
+// is gone or holds no role); then iam/info still names the profile but
+// iam/security-credentials/ is empty (404), as on EC2.
+type CredentialSource interface {
+	InstanceCredentials(ctx context.Context, md Metadata) (creds InstanceCredentials, ok bool)
+}
+
+// InstanceCredentials are an instance's role credentials as the metadata
+// service serves them.
+type InstanceCredentials struct {
+	// Code is "Success", or the failure EC2 reports when it cannot get
+	// credentials, e.g. "AssumeRoleUnauthorizedAccess" when the role's
+	// trust policy does not let ec2.amazonaws.com assume it; Message then
+	// says why and nothing else is set but RoleName and LastUpdated.
+	Code, Message                       string
+	RoleName                            string
+	AccessKeyID, SecretAccessKey, Token string
+	Expiration, LastUpdated             time.Time
+}
+
+// NewMetadataHandler returns the metadata service of one VPC as a plain
+// handler, for tests and tools that serve it on a listener of their own:
+// it identifies the caller by the request's RemoteAddr.
+func NewMetadataHandler(vpcID string, src MetadataSource, now func() time.Time) http.Handler {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	if now == nil {
+		now = time.Now
+	}
+	return &imdsHandler{vpcID: vpcID, src: src, key: key, now: now, eni: func(string) (eniInfo, bool) { return eniInfo{}, false }}
 }
 
 // eniInfo is the network view of the caller's ENI, for
@@ -230,6 +272,12 @@ func (h *imdsHandler) metaLeaves(ip string, md Metadata) map[string]string {
 	if md.PublicKey != "" {
 		l["public-keys/0/openssh-key"] = strings.TrimRight(md.PublicKey, "\n") + "\n"
 	}
+	if md.IAMInstanceProfileARN != "" {
+		// Placeholders that make "iam/" appear in listings; serveIAM
+		// answers every path under it.
+		l["iam/info"] = ""
+		l["iam/security-credentials/"] = ""
+	}
 	if md.MAC != "" {
 		p := "network/interfaces/macs/" + md.MAC + "/"
 		l[p+"device-number"] = "0"
@@ -315,6 +363,10 @@ func (h *imdsHandler) serveTree(w http.ResponseWriter, r *http.Request, ip strin
 		return
 	}
 	rel := strings.Trim(strings.TrimPrefix(p, "/latest/meta-data"), "/")
+	if (rel == "iam" || strings.HasPrefix(rel, "iam/")) && md.IAMInstanceProfileARN != "" {
+		h.serveIAM(w, r, rel, strings.HasSuffix(p, "/"), md)
+		return
+	}
 	leaves := h.metaLeaves(ip, md)
 	if rel == "public-keys" && md.PublicKey != "" {
 		text(w, http.StatusOK, "0="+md.PublicKeyName)
@@ -329,6 +381,69 @@ func (h *imdsHandler) serveTree(w http.ResponseWriter, r *http.Request, ip strin
 		return
 	}
 	status(w, http.StatusNotFound)
+}
+
+// iamInfo is meta-data/iam/info.
+type iamInfo struct {
+	Code               string
+	Message            string `json:",omitempty"`
+	LastUpdated        string
+	InstanceProfileArn string `json:",omitempty"`
+	InstanceProfileId  string `json:",omitempty"`
+}
+
+// iamCredentials is meta-data/iam/security-credentials/<role>, the
+// document the AWS SDKs' EC2 role credential providers parse.
+type iamCredentials struct {
+	Code            string
+	Message         string `json:",omitempty"`
+	LastUpdated     string
+	Type            string `json:",omitempty"`
+	AccessKeyId     string `json:",omitempty"`
+	SecretAccessKey string `json:",omitempty"`
+	Token           string `json:",omitempty"`
+	Expiration      string `json:",omitempty"`
+}
+
+// imdsTime is the timestamp format of the iam/ documents.
+func imdsTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
+
+// serveIAM answers meta-data/iam/…: info, security-credentials/ (the
+// role's name) and security-credentials/<role>.
+func (h *imdsHandler) serveIAM(w http.ResponseWriter, r *http.Request, rel string, dir bool, md Metadata) {
+	creds, ok := InstanceCredentials{}, false
+	if cs, is := h.src.(CredentialSource); is {
+		creds, ok = cs.InstanceCredentials(r.Context(), md)
+	}
+	last := creds.LastUpdated
+	if last.IsZero() {
+		last = h.now()
+	}
+	switch {
+	case rel == "iam":
+		text(w, http.StatusOK, "info\nsecurity-credentials/")
+	case rel == "iam/info" && !dir:
+		doc := iamInfo{Code: "Success", LastUpdated: imdsTime(last),
+			InstanceProfileArn: md.IAMInstanceProfileARN, InstanceProfileId: md.IAMInstanceProfileID}
+		if ok && creds.Code != "" && creds.Code != "Success" {
+			doc = iamInfo{Code: creds.Code, Message: creds.Message, LastUpdated: imdsTime(last)}
+		}
+		b, _ := json.MarshalIndent(doc, "", "  ")
+		text(w, http.StatusOK, string(b))
+	case rel == "iam/security-credentials" && ok:
+		text(w, http.StatusOK, creds.RoleName)
+	case ok && rel == "iam/security-credentials/"+creds.RoleName && !dir:
+		doc := iamCredentials{Code: creds.Code, Message: creds.Message, LastUpdated: imdsTime(last)}
+		if creds.Code == "" || creds.Code == "Success" {
+			doc = iamCredentials{Code: "Success", LastUpdated: imdsTime(last), Type: "AWS-HMAC",
+				AccessKeyId: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, Token: creds.Token,
+				Expiration: imdsTime(creds.Expiration)}
+		}
+		b, _ := json.MarshalIndent(doc, "", "  ")
+		text(w, http.StatusOK, string(b))
+	default:
+		status(w, http.StatusNotFound)
+	}
 }
 
 func (h *imdsHandler) serveDynamic(w http.ResponseWriter, rel string, md Metadata) {

@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"sync"
 
+	"github.com/labcloud/labcloud/iamd"
 	"github.com/labcloud/labcloud/imagestore"
 	"github.com/labcloud/labcloud/internal/instances"
 	"github.com/labcloud/labcloud/internal/keypairs"
@@ -68,6 +71,10 @@ func (a keyPairsAdapter) Get(ctx context.Context, accountID, name string) (insta
 type metadataAdapter struct {
 	mu  sync.RWMutex
 	svc *instances.Service
+	// roles issues the role credentials of instances with a profile
+	// (nil: iam/ lists no credentials).
+	roles *iamd.InstanceRoles
+	log   *slog.Logger
 }
 
 func (m *metadataAdapter) set(svc *instances.Service) {
@@ -85,4 +92,30 @@ func (m *metadataAdapter) Lookup(ctx context.Context, vpcID, ip string) (netfab.
 	}
 	md, ok := svc.Lookup(ctx, vpcID, ip)
 	return netfab.Metadata(md), ok
+}
+
+// InstanceCredentials implements netfab.CredentialSource: the role
+// credentials of the instance's profile, issued or rotated by iamd. A
+// role whose trust policy no longer lets EC2 assume it is reported the
+// way EC2 does (Code AssumeRoleUnauthorizedAccess).
+func (m *metadataAdapter) InstanceCredentials(ctx context.Context, md netfab.Metadata) (netfab.InstanceCredentials, bool) {
+	if m.roles == nil || md.IAMInstanceProfileARN == "" {
+		return netfab.InstanceCredentials{}, false
+	}
+	c, err := m.roles.Credentials(ctx, iamd.InstanceRequest{
+		AccountID: md.AccountID, Region: md.Region, InstanceID: md.InstanceID, ProfileARN: md.IAMInstanceProfileARN,
+		AssociationID: md.IAMAssociationID, VPCID: md.VPCID, PrivateIP: md.LocalIPv4,
+	})
+	switch {
+	case errors.Is(err, iamd.ErrEC2CannotAssume):
+		return netfab.InstanceCredentials{Code: "AssumeRoleUnauthorizedAccess", Message: err.Error(), RoleName: c.RoleName}, true
+	case err != nil:
+		if !errors.Is(err, iamd.ErrNoInstanceRole) && m.log != nil {
+			m.log.Warn("instance credentials", "instance", md.InstanceID, "profile", md.IAMInstanceProfileARN, "err", err)
+		}
+		return netfab.InstanceCredentials{}, false
+	}
+	return netfab.InstanceCredentials{Code: "Success", RoleName: c.RoleName, AccessKeyID: c.Session.AccessKeyID,
+		SecretAccessKey: c.Session.SecretAccessKey, Token: c.Session.SessionToken,
+		Expiration: c.Session.Expiration, LastUpdated: c.LastUpdated}, true
 }

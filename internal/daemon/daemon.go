@@ -111,7 +111,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 	tagStore.Register("ami-", images.Exists, "image")
 	tagStore.Register("key-", keyPairs.Exists, "key-pair")
 
-	comp, stopCompute, err := startCompute(ctx, cfg, st, log, images, keyPairs, tagStore)
+	instanceRoles := iamd.NewInstanceRoles(iam, sessions)
+	comp, stopCompute, err := startCompute(ctx, cfg, st, log, images, keyPairs, tagStore, instanceRoles)
 	if err != nil {
 		// The API (IAM, STS, Describe*) still works without the compute
 		// layer, e.g. when labcloudd runs unprivileged; instance actions
@@ -141,7 +142,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 		ready(endpoint)
 	}
 	watchEtcd(ctx, cli, log)
-	go sweepSessions(ctx, sessions, log)
+	go sweepSessions(ctx, sessions, instanceRoles, log)
 
 	select {
 	case err := <-errc:
@@ -166,9 +167,9 @@ type compute struct {
 	fabric    *netfab.Fabric
 }
 
-func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger, images *imagestore.Catalogue, keyPairs *keypairs.KeyPairs, tagStore *tags.Tags) (compute, func(), error) {
+func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger, images *imagestore.Catalogue, keyPairs *keypairs.KeyPairs, tagStore *tags.Tags, roles *iamd.InstanceRoles) (compute, func(), error) {
 	noop := func() {}
-	md := &metadataAdapter{}
+	md := &metadataAdapter{roles: roles, log: log.With("component", "imds")}
 	fabric, err := netfab.New(ctx, netfab.Options{Store: st, Zones: cfg.Zones, NamePrefix: cfg.Network.NamePrefix,
 		Metadata: md, Logger: log.With("component", "netfab")})
 	if err != nil {
@@ -287,7 +288,7 @@ func messageKey(ctx context.Context, st *store.Store) ([]byte, error) {
 
 // sweepSessions removes long-expired temporary credentials every ten
 // minutes.
-func sweepSessions(ctx context.Context, sessions *iamd.Sessions, log *slog.Logger) {
+func sweepSessions(ctx context.Context, sessions *iamd.Sessions, roles *iamd.InstanceRoles, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
@@ -299,6 +300,9 @@ func sweepSessions(ctx context.Context, sessions *iamd.Sessions, log *slog.Logge
 				log.Warn("sweeping expired sessions", "err", err)
 			} else if n > 0 {
 				log.Debug("swept expired sessions", "count", n)
+			}
+			if _, err := roles.Sweep(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("sweeping instance credential records", "err", err)
 			}
 		}
 	}

@@ -86,6 +86,8 @@ type Instance struct {
 	ShutdownBehavior  string          `json:"shutdownBehavior"`
 	Metadata          MetadataOptions `json:"metadataOptions"`
 	LaunchTime        time.Time       `json:"launchTime"`
+	// IAMProfile is the associated instance profile, nil for none.
+	IAMProfile *IAMProfileAssociation `json:"iamInstanceProfile,omitempty"`
 
 	// Boot is what the image gave at launch; kept so that a deregistered
 	// AMI does not break stop/start (as on AWS).
@@ -284,4 +286,10 @@ type Metadata struct {
 	HopLimit         int
 	ReservationID    string
 	AccountID        string
+	// The associated instance profile (empty without one) and the VPC,
+	// from which the metadata service serves iam/ credentials.
+	IAMInstanceProfileARN string
+	IAMInstanceProfileID  string
+	IAMAssociationID      string
+	VPCID                 string
 }

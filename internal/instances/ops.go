@@ -369,6 +369,8 @@ func (s *Service) metadataOf(i Instance) Metadata {
 		MAC: i.Status.MAC, PublicKeyName: i.KeyName, PublicKey: i.PublicKey, SecurityGroups: sgs,
 		UserData: i.UserData, HTTPTokens: i.Metadata.HTTPTokens, HTTPEndpoint: i.Metadata.HTTPEndpoint,
 		HopLimit: i.Metadata.HopLimit, ReservationID: i.ReservationID, AccountID: i.AccountID,
+		IAMInstanceProfileARN: profileARN(i), IAMInstanceProfileID: profileID(i), IAMAssociationID: associationID(i),
+		VPCID: i.VPCID,
 	}
 }
 

@@ -260,6 +260,9 @@ type RunInput struct {
 	// Metadata options; empty fields take EC2's defaults (optional,
 	// enabled, hop limit 1).
 	Metadata MetadataOptions
+	// IAMProfile is the instance profile to associate (nil: none); the
+	// caller has resolved it and checked iam:PassRole.
+	IAMProfile *IAMProfile
 }
 
 // RunResult is what RunInstances made.
@@ -380,7 +383,7 @@ func (s *Service) RunInstances(ctx context.Context, in RunInput) (RunResult, err
 			ImageID: img.ID, InstanceType: typ.Name, KeyName: key.Name, PublicKey: key.PublicKey,
 			AvailabilityZone: subnet.AvailabilityZone, SubnetID: subnet.ID, VPCID: vpcID,
 			SecurityGroupIDs: in.SecurityGroupIDs, AssociatePublicIP: in.AssociatePublicIP, UserData: in.UserData, Tags: in.Tags,
-			ShutdownBehavior: in.ShutdownBehavior, Metadata: in.Metadata, LaunchTime: now,
+			ShutdownBehavior: in.ShutdownBehavior, Metadata: in.Metadata, LaunchTime: now, IAMProfile: newAssociation(in.IAMProfile, now),
 			Boot: BootSource{Disk: img.Disk, Kernel: img.Kernel, Initrd: img.Initrd, KernelCmdline: img.KernelCmdline,
 				Architecture: orDefault(img.Architecture, "x86_64"), RootDeviceName: orDefault(img.RootDeviceName, "/dev/xvda"),
 				RootSizeGiB: root, DeleteOnTermination: deleteOnTerm},
