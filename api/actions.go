@@ -32,6 +32,8 @@ func init() {
 	}
 
 	ec2Tables(all)
+	oidcActionTable()
+	webIdentityActionTable()
 
 	actionTable["sts:DecodeAuthorizationMessage"] = actionSpec{resources: all}
 	actionTable["sts:AssumeRole"] = actionSpec{
