@@ -241,6 +241,19 @@ func TestAssumeRoleWithWebIdentityWire(t *testing.T) {
 		t.Fatalf("AssumeRoleWithWebIdentity = %+v", res)
 	}
 
+	// Signed is fine too (some SDKs sign it): the signature is checked, the
+	// signer's permissions play no part.
+	status, body = s.send(t, &s.root, ServiceSTS, "2011-06-15", "AssumeRoleWithWebIdentity",
+		url.Values{"RoleArn": {roleARN}, "RoleSessionName": {"s2"}, "WebIdentityToken": {mint(nil)}})
+	if status != 200 || !strings.Contains(body, "assumed-role/ci/s2") {
+		t.Fatalf("signed AssumeRoleWithWebIdentity: HTTP %d: %s", status, body)
+	}
+	bad := s.root
+	bad.SecretAccessKey = "wrong" + bad.SecretAccessKey[5:]
+	status, body = s.send(t, &bad, ServiceSTS, "2011-06-15", "AssumeRoleWithWebIdentity",
+		url.Values{"RoleArn": {roleARN}, "RoleSessionName": {"s2"}, "WebIdentityToken": {mint(nil)}})
+	wantError(t, "wrongly signed", status, body, 403, "SignatureDoesNotMatch", "")
+
 	// The session works and has exactly the role's permissions.
 	sess := sigv4.Key{AccessKeyID: res.Credentials.AccessKeyId, SecretAccessKey: res.Credentials.SecretAccessKey, SessionToken: res.Credentials.SessionToken}
 	status, body = s.send(t, &sess, ServiceSTS, "2011-06-15", "GetCallerIdentity", nil)
