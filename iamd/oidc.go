@@ -2,6 +2,7 @@ package iamd
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -238,7 +239,7 @@ func (i *IAM) updateOIDC(ctx context.Context, account, arn string, fn func(*OIDC
 			return nil, err
 		}
 		if err := fn(&p); err != nil {
-			if err == errNoChange {
+			if errors.Is(err, errNoChange) {
 				return nil, nil
 			}
 			return nil, err
