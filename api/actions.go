@@ -46,6 +46,8 @@ func init() {
 
 	ec2Tables(all)
 	ec2IAMProfileTables(all)
+	oidcActionTable()
+	webIdentityActionTable()
 
 	actionTable["sts:DecodeAuthorizationMessage"] = actionSpec{resources: all}
 	actionTable["sts:AssumeRole"] = actionSpec{

@@ -16,6 +16,7 @@ const (
 
 func (s *Server) registerAdmin() {
 	s.handle(ServiceLabcloud, "CreateAccount", queryOp(s.createAccount))
+	s.handle(ServiceLabcloud, "SetOpenIDConnectProviderKeys", queryOp(s.setOIDCProviderKeys))
 }
 
 // CreateAccountInput is the admin CreateAccount request.

@@ -107,6 +107,8 @@ func New(opts Options) *Server {
 	s.registerEC2()
 	s.registerSTS()
 	s.registerIAM()
+	s.registerOIDC()
+	s.registerWebIdentity()
 	s.registerAdmin()
 	s.registerSimulate()
 	s.registerInstances()
@@ -192,24 +194,30 @@ func (s *Server) serve(r *http.Request, c *Call) (any, error) {
 	if params != nil {
 		c.Action = params.Get("Action")
 	}
-	if scopeErr != nil {
+	// The one exception to SigV4: AssumeRoleWithWebIdentity (and
+	// AssumeRoleWithSAML) sent with no signature at all; see
+	// anonymousActions. Everything else unsigned stops here.
+	anonymous := anonymousActions[c.Service+":"+c.Action]
+	switch {
+	case scopeErr != nil && unsignedAllowed(c, scopeErr):
+	case scopeErr != nil:
 		return nil, scopeErr
-	}
-
-	var principal iamd.Principal
-	v := sigv4.Verifier{Now: s.opts.Now, Lookup: func(ctx context.Context, id string) (sigv4.Key, error) {
-		p, key, err := s.lookupKey(ctx, id)
-		principal = p
-		return key, err
-	}}
-	if _, err := v.Verify(r.Context(), r, body); err != nil {
-		return nil, err
-	}
-	c.Principal = principal
-	if s.opts.Region != "" && scope.Region != s.opts.Region && c.Service != ServiceIAM {
-		// IAM is global (AWS signs it for us-east-1); EC2 and STS are
-		// regional.
-		return nil, wireErr(400, "SignatureDoesNotMatch", "the request was signed for region %q but this endpoint serves region %q: use --region %s", scope.Region, s.opts.Region, s.opts.Region)
+	default:
+		var principal iamd.Principal
+		v := sigv4.Verifier{Now: s.opts.Now, Lookup: func(ctx context.Context, id string) (sigv4.Key, error) {
+			p, key, err := s.lookupKey(ctx, id)
+			principal = p
+			return key, err
+		}}
+		if _, err := v.Verify(r.Context(), r, body); err != nil {
+			return nil, err
+		}
+		c.Principal = principal
+		if s.opts.Region != "" && scope.Region != s.opts.Region && c.Service != ServiceIAM {
+			// IAM is global (AWS signs it for us-east-1); EC2 and STS are
+			// regional.
+			return nil, wireErr(400, "SignatureDoesNotMatch", "the request was signed for region %q but this endpoint serves region %q: use --region %s", scope.Region, s.opts.Region, s.opts.Region)
+		}
 	}
 
 	if perr != nil {
@@ -222,8 +230,10 @@ func (s *Server) serve(r *http.Request, c *Call) (any, error) {
 	if !ok {
 		return nil, wireErr(400, "InvalidAction", "the action %s is not valid for this web service (%s)", c.Action, c.Service)
 	}
-	if err := s.opts.Authorizer.Authorize(r.Context(), c, params); err != nil {
-		return nil, err
+	if !anonymous {
+		if err := s.opts.Authorizer.Authorize(r.Context(), c, params); err != nil {
+			return nil, err
+		}
 	}
 	if c.Service == ServiceEC2 && strings.EqualFold(params.Get("DryRun"), "true") {
 		return nil, wireErr(412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.")

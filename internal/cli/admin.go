@@ -19,8 +19,8 @@ import (
 func adminCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "admin",
-		Usage: "administer the labcloud install (needs the admin account's root keys)",
-		Subcommands: []*ucli.Command{{
+		Usage: "administer the labcloud install (accounts, OIDC provider keys: the admin account's root keys) and run a lab token issuer",
+		Subcommands: append([]*ucli.Command{{
 			Name:      "create-account",
 			Usage:     "create a new account with its own root access key",
 			ArgsUsage: "NAME",
@@ -34,7 +34,7 @@ endpoint_url, ready to append to a credentials file:
 Accounts are isolated from each other; cross-account access works through
 role trust policies, as in AWS.`,
 			Action: createAccount,
-		}},
+		}}, federationCommands()...),
 	}
 }
 
