@@ -35,9 +35,9 @@ const (
 	routerRulePref = 90
 	routerTable    = 999
 	mainRulePref   = 100
-	firstRuleTab  = 1000
-	lastRuleTab   = 1999
-	publicBridgeS = "pub"
+	firstRuleTab   = 1000
+	lastRuleTab    = 1999
+	publicBridgeS  = "pub"
 )
 
 // routeKind says where a kernel route sends packets.

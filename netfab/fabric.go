@@ -34,10 +34,14 @@ type Options struct {
 	NamePrefix string
 	// Metadata tells the metadata service who a caller is.
 	Metadata MetadataSource
+	// APIAddr is the daemon's API listener (host:port in the host
+	// namespace); when set, every VPC proxies 169.254.169.254:APIPort to
+	// it so that instances can call the API.
+	APIAddr string
 	// PublicGateway is the internet's next hop on the public bridge;
 	// invalid (the zero Addr) means there is no internet.
 	PublicGateway netip.Addr
-	Logger   *slog.Logger
+	Logger        *slog.Logger
 	// DNSUpstream, "host:port", is where the VPC resolvers forward names
 	// they do not own. Empty (the default): such names get REFUSED at
 	// once, since a lab host usually has no resolver to offer.
@@ -120,6 +124,7 @@ type Fabric struct {
 	prefix string
 	md     MetadataSource
 	edge   edgeConfig
+	api    string // APIAddr
 	log    *slog.Logger
 	key    []byte
 
@@ -144,6 +149,7 @@ type vpcRuntime struct {
 	subnets map[string]subnetRecord
 	enis    map[string]ENI // by private IP
 	imds    *imdsServer
+	api     *apiProxy              // nil without Options.APIAddr
 	dhcp    map[string]*dhcpServer // by subnet ID
 	dns     *dnsServer             // nil while DNS support is off
 }
@@ -176,7 +182,7 @@ func New(ctx context.Context, o Options) (*Fabric, error) {
 	return &Fabric{
 		st: o.Store, zones: o.Zones, region: regionOf(o.Zones[0]), prefix: o.NamePrefix,
 		md: o.Metadata, log: o.Logger.With("component", "netfab"), key: key,
-		edge: edgeConfig{PublicCIDR: netip.MustParsePrefix("203.0.113.0/24"), Gateway: o.PublicGateway},
+		api: o.APIAddr, edge: edgeConfig{PublicCIDR: netip.MustParsePrefix("203.0.113.0/24"), Gateway: o.PublicGateway},
 		vpcs: map[string]*vpcRuntime{}, upstream: o.DNSUpstream, publicIP: o.PublicIPv4,
 	}, nil
 }
@@ -344,6 +350,13 @@ func (f *Fabric) ensureServers(vpc VPC, subnets []subnetRecord) error {
 			return fmt.Errorf("starting metadata service of %s: %w", vpc.ID, err)
 		}
 		rt.imds = s
+	}
+	if rt.api == nil && f.api != "" {
+		p, err := startAPIProxy(vpc.Namespace, f.api)
+		if err != nil {
+			return fmt.Errorf("starting the API endpoint of %s: %w", vpc.ID, err)
+		}
+		rt.api = p
 	}
 	for _, sn := range subnets {
 		rt.subnets[sn.ID] = sn
@@ -728,6 +741,10 @@ func (rt *vpcRuntime) stop() {
 	for id, d := range rt.dhcp {
 		d.close()
 		delete(rt.dhcp, id)
+	}
+	if rt.api != nil {
+		rt.api.close()
+		rt.api = nil
 	}
 	if rt.dns != nil {
 		rt.dns.close()

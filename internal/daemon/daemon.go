@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -112,7 +113,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 	tagStore.Register("key-", keyPairs.Exists, "key-pair")
 
 	instanceRoles := iamd.NewInstanceRoles(iam, sessions)
-	comp, stopCompute, err := startCompute(ctx, cfg, st, log, images, keyPairs, tagStore, instanceRoles)
+	comp, stopCompute, err := startCompute(ctx, cfg, st, log, images, keyPairs, tagStore, instanceRoles, ln.Addr().String())
 	if err != nil {
 		// The API (IAM, STS, Describe*) still works without the compute
 		// layer, e.g. when labcloudd runs unprivileged; instance actions
@@ -161,17 +162,23 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 // startCompute builds the network fabric (restoring namespaces, bridges,
 // taps, DHCP and metadata servers from etcd), the QEMU driver and the
 // instance controller. It needs root (network namespaces, taps).
+// publicGateway is network.publicGateway as an address (invalid: none).
+func publicGateway(cfg config.Config) netip.Addr {
+	a, _ := netip.ParseAddr(cfg.Network.PublicGateway)
+	return a
+}
+
 // compute is what startCompute built; both nil when it failed.
 type compute struct {
 	instances *instances.Service
 	fabric    *netfab.Fabric
 }
 
-func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger, images *imagestore.Catalogue, keyPairs *keypairs.KeyPairs, tagStore *tags.Tags, roles *iamd.InstanceRoles) (compute, func(), error) {
+func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger, images *imagestore.Catalogue, keyPairs *keypairs.KeyPairs, tagStore *tags.Tags, roles *iamd.InstanceRoles, apiAddr string) (compute, func(), error) {
 	noop := func() {}
 	md := &metadataAdapter{roles: roles, log: log.With("component", "imds")}
 	fabric, err := netfab.New(ctx, netfab.Options{Store: st, Zones: cfg.Zones, NamePrefix: cfg.Network.NamePrefix,
-		Metadata: md, Logger: log.With("component", "netfab")})
+		Metadata: md, Logger: log.With("component", "netfab"), APIAddr: apiAddr, PublicGateway: publicGateway(cfg)})
 	if err != nil {
 		return compute{}, noop, fmt.Errorf("starting the network fabric: %w", err)
 	}
