@@ -51,6 +51,9 @@ var DebianBuildTools = []Tool{
 // debianPackages are installed on top of debootstrap's minbase variant.
 // python3-cffi-backend: debootstrap does not resolve the virtual package
 // (python3-cffi-backend-api-min) that cloud-init's dependencies need.
+// awscli (Debian's build of AWS CLI v2): so that a lab can call labcloud's
+// API from inside an instance with its instance profile's credentials,
+// as on an Amazon Linux AMI (endpoint http://169.254.169.254:7420).
 var debianPackages = []string{
 	"linux-image-cloud-amd64",
 	"systemd-sysv", "udev", "dbus",
@@ -58,6 +61,7 @@ var debianPackages = []string{
 	"cloud-init", "python3-cffi-backend",
 	"ifupdown", "isc-dhcp-client", "iproute2", "netbase",
 	"locales",
+	"awscli",
 }
 
 // debianConfigFiles are written into the tree at every build (paths
