@@ -320,7 +320,8 @@ func (l *lab) addGateway(link string, publicIPs ...netip.Addr) {
 		t.Fatal(err)
 	}
 	for _, p := range publicIPs {
-		if err := nh.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: p.AsSlice(), Mask: net.CIDRMask(32, 32)}, Gw: gwAddr.AsSlice(), LinkIndex: eth.Attrs().Index}); err != nil {
+		// The internet's own host (not the link address) talks to them.
+		if err := nh.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: p.AsSlice(), Mask: net.CIDRMask(32, 32)}, Gw: gwAddr.AsSlice(), Src: inetHost.AsSlice(), LinkIndex: eth.Attrs().Index}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -559,3 +560,6 @@ func netlinkAddrAdd(l netlink.Link, cidr string) error {
 	}
 	return netlink.AddrAdd(l, a)
 }
+
+type netlinkRoute = netlink.Route
+type netipAddr = netip.Addr
