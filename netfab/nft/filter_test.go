@@ -214,32 +214,50 @@ func TestAntiSpoofing(t *testing.T) {
 	wantTCP(t, s.a1.name, b1, true)
 
 	t.Run("spoofed source IP reaches no one", func(t *testing.T) {
-		// a1 claims an unassigned address of its subnet.
+		// a1 claims a2's address (an ENI the groups would let through)
+		// and an unassigned one, and sends UDP: no reply is needed for
+		// the datagram to arrive, so the receiver is what tells.
+		srv := serveUDP(t, s.b1.name, ":5454")
+		wantUDP(t, s.a1.name, hostport(s.b1.ip, 5454), true)
 		nh := handleFor(t, s.a1.name)
 		eth, err := nh.LinkByName("eth0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		fake := &net.IPNet{IP: net.ParseIP("10.77.1.99").To4(), Mask: net.CIDRMask(32, 32)}
-		if err := nh.AddrAdd(eth, &netlinkAddr{IPNet: fake}); err != nil {
-			t.Fatal(err)
-		}
-		defer nh.AddrDel(eth, &netlinkAddr{IPNet: fake})
-		d := net.Dialer{Timeout: denyWithin, LocalAddr: &net.TCPAddr{IP: fake.IP}}
-		for _, dst := range []string{b1, hostport(s.a2.ip, 22), hostport(subnetBase(s.sa, 1), 53)} {
+		for _, fake := range []string{s.a2.ip.String(), "10.77.1.99"} {
+			a := &netlinkAddr{IPNet: &net.IPNet{IP: net.ParseIP(fake).To4(), Mask: net.CIDRMask(32, 32)}}
+			if err := nh.AddrAdd(eth, a); err != nil {
+				t.Fatal(err)
+			}
 			err := inNS(s.a1.name, func() error {
-				c, err := d.Dial("tcp4", dst)
-				if err == nil {
-					c.Close()
+				c, err := net.DialUDP("udp4", &net.UDPAddr{IP: a.IP}, &net.UDPAddr{IP: s.b1.ip.AsSlice(), Port: 5454})
+				if err != nil {
+					return err
 				}
-				return err
+				defer c.Close()
+				for range 3 {
+					if _, err := c.Write([]byte("spoofed")); err != nil {
+						return err
+					}
+				}
+				return nil
 			})
-			if err == nil {
-				t.Errorf("spoofed 10.77.1.99 -> %s connected", dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The honest datagram after the spoofed ones arrives, so the
+			// spoofed ones had their chance.
+			if err := nh.AddrDel(eth, a); err != nil {
+				t.Fatal(err)
+			}
+			wantUDP(t, s.a1.name, hostport(s.b1.ip, 5454), true)
+			for _, p := range srv.peers() {
+				if strings.HasPrefix(p, fake+":") {
+					t.Errorf("b1 received a datagram from spoofed %s", fake)
+					break
+				}
 			}
 		}
-		// It also claims a2's address: no one answers that either.
-		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP("10.77.1.99").To4()}
 	})
 	t.Run("spoofed MAC reaches no one", func(t *testing.T) {
 		nh := handleFor(t, s.a1.name)
