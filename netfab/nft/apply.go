@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -9,7 +10,9 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // netnsDir is where named namespaces are bind-mounted, as iproute2 does.
@@ -30,14 +33,14 @@ func nsPath(ns string) string {
 // is needed: the socket is created in the target namespace.
 func conn(ns string) (*nftables.Conn, func(), error) {
 	if ns == "" {
-		c, err := nftables.New()
+		c, err := nftables.New(nftables.WithSockOptions(bigBuffers))
 		return c, func() {}, err
 	}
 	h, err := netns.GetFromPath(nsPath(ns))
 	if err != nil {
 		return nil, nil, fmt.Errorf("nft: opening network namespace %s: %w", ns, err)
 	}
-	c, err := nftables.New(nftables.WithNetNSFd(int(h)))
+	c, err := nftables.New(nftables.WithNetNSFd(int(h)), nftables.WithSockOptions(bigBuffers))
 	if err != nil {
 		h.Close()
 		return nil, nil, fmt.Errorf("nft: connecting to nftables in %s: %w", ns, err)
@@ -146,8 +149,17 @@ func queueTable(c *nftables.Conn, t *table) error {
 		for i, e := range s.elems {
 			els[i] = nftables.SetElement{Key: concatKey(e.key), VerdictData: e.verdict, Val: e.val}
 		}
-		if err := c.AddSet(ns, els); err != nil {
+		if err := c.AddSet(ns, nil); err != nil {
 			return fmt.Errorf("nft: set %s: %w", s.name, err)
+		}
+		// google/nftables puts all elements of a call in one netlink
+		// attribute, whose length is 16 bits: send them in chunks.
+		for len(els) > 0 {
+			n := min(len(els), elemChunk)
+			if err := c.SetAddElements(ns, els[:n]); err != nil {
+				return fmt.Errorf("nft: set %s: %w", s.name, err)
+			}
+			els = els[n:]
 		}
 		ids[s.name] = ns.ID
 	}
@@ -172,6 +184,38 @@ func queueTable(c *nftables.Conn, t *table) error {
 			}
 			c.AddRule(nr)
 		}
+	}
+	return nil
+}
+
+// elemChunk elements fit one netlink attribute (64 KiB) with room to
+// spare: the largest element (ifname . ipv4_addr : jump <chain name up
+// to 256 bytes>) marshals to under 320 bytes.
+const elemChunk = 128
+
+// bigBuffers lets one batch be as large as a VPC's ruleset: the whole
+// transaction goes out in one sendmsg (so the socket's send buffer must
+// hold it, or sendmsg fails with EMSGSIZE), and the kernel queues an ack
+// per message before Flush reads any (so the receive buffer must hold
+// them all, or acks are lost with ENOBUFS after the commit). The FORCE
+// variants lift the sysctl caps, as nft itself does; they need
+// CAP_NET_ADMIN, which changing nftables needs anyway. The sizes are
+// limits, not allocations.
+func bigBuffers(nc *netlink.Conn) error {
+	raw, err := nc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = errors.Join(
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 256<<20),
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 256<<20))
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("nft: enlarging the netlink socket buffers: %w", serr)
 	}
 	return nil
 }
