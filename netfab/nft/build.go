@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -30,6 +31,8 @@ const (
 	prioBrFirst = -300 // before anything else on the bridge
 )
 
+var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
 // validate rejects a Policy the builder cannot express faithfully, before
 // anything reaches the kernel.
 func validate(p Policy) error {
@@ -45,11 +48,44 @@ func validate(p Policy) error {
 		}
 		return nil
 	}
+	// IDs become parts of chain and set names and comments; their
+	// length is left to the kernel (a name over 255 bytes fails the
+	// transaction, which then changes nothing).
+	idok := func(kind, id string) error {
+		if !idRE.MatchString(id) {
+			return fmt.Errorf("nft: %s ID %q must be letters, digits, '-', '_' or '.'", kind, id)
+		}
+		return nil
+	}
+	for _, g := range p.Groups {
+		if err := idok("security group", g.ID); err != nil {
+			return err
+		}
+		for _, rs := range [][]Rule{g.Ingress, g.Egress} {
+			for _, r := range rs {
+				for _, pg := range r.Groups {
+					if err := idok("security group", pg); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	for _, e := range p.ENIs {
+		for _, g := range e.Groups {
+			if err := idok("security group", g); err != nil {
+				return err
+			}
+		}
+	}
 	subnets := map[string]bool{}
 	links := map[string]string{}
 	for _, s := range p.Subnets {
-		if s.ID == "" || subnets[s.ID] {
-			return fmt.Errorf("nft: subnet ID %q is empty or repeated", s.ID)
+		if err := idok("subnet", s.ID); err != nil {
+			return err
+		}
+		if subnets[s.ID] {
+			return fmt.Errorf("nft: subnet ID %q is repeated", s.ID)
 		}
 		subnets[s.ID] = true
 		if err := ifok("bridge", s.Bridge); err != nil {
@@ -78,8 +114,11 @@ func validate(p Policy) error {
 	enis := map[string]bool{}
 	ips := map[netip.Addr]string{}
 	for _, e := range p.ENIs {
-		if e.ID == "" || enis[e.ID] {
-			return fmt.Errorf("nft: ENI ID %q is empty or repeated", e.ID)
+		if err := idok("ENI", e.ID); err != nil {
+			return err
+		}
+		if enis[e.ID] {
+			return fmt.Errorf("nft: ENI ID %q is repeated", e.ID)
 		}
 		enis[e.ID] = true
 		if !subnets[e.SubnetID] {
@@ -125,6 +164,9 @@ func validate(p Policy) error {
 			return fmt.Errorf("nft: interface %s is used by both %s and the gateway", gw.Link, o)
 		}
 		for _, n := range gw.NATs {
+			if err := idok("NAT gateway", n.ID); err != nil {
+				return err
+			}
 			if !n.PublicIP.Is4() {
 				return fmt.Errorf("nft: NAT gateway %s public IP %v is not IPv4", n.ID, n.PublicIP)
 			}

@@ -119,6 +119,18 @@ func TestSecurityGroups(t *testing.T) {
 		wantUDP(t, s.a2.name, b1(5353), false)
 		wantTCP(t, s.a1.name, b1(22), false)
 	})
+	t.Run("other protocols match by number", func(t *testing.T) {
+		gre := Group{ID: "sg-gre", Egress: defaultEgress, Ingress: []Rule{{Protocol: 47, CIDRs: cidrs("10.77.1.0/24")}}}
+		esp := Group{ID: "sg-esp", Egress: defaultEgress, Ingress: []Rule{{Protocol: 50, CIDRs: cidrs("10.77.1.0/24")}}}
+		s.apply(s.policy(all, all, []string{"sg-gre"}, dflt, gre))
+		if !rawDelivered(t, s.a1.name, s.b1.name, s.b1.ip, 47, true) {
+			t.Error("protocol 47 allowed by number did not arrive")
+		}
+		s.apply(s.policy(all, all, []string{"sg-esp"}, dflt, esp))
+		if rawDelivered(t, s.a1.name, s.b1.name, s.b1.ip, 47, false) {
+			t.Error("protocol 47 arrived where only 50 is allowed")
+		}
+	})
 	t.Run("egress of the sender is checked too", func(t *testing.T) {
 		open := Group{ID: "sg-open", Ingress: []Rule{{Protocol: ProtoAll, CIDRs: cidrs("0.0.0.0/0")}}}
 		only22 := Group{ID: "sg-only22", Egress: []Rule{{Protocol: ProtoTCP, FromPort: 22, ToPort: 22, CIDRs: cidrs("10.77.2.0/24")}}}

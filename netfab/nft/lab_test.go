@@ -563,3 +563,50 @@ func netlinkAddrAdd(l netlink.Link, cidr string) error {
 
 type netlinkRoute = netlink.Route
 type netipAddr = netip.Addr
+
+// rawDelivered sends IP packets of protocol proto from ns to dst and
+// reports whether a raw socket in dstNS received one. When want is true
+// it keeps sending until one arrives or okWithin passes; otherwise it
+// waits denyWithin.
+func rawDelivered(t testing.TB, ns, dstNS string, dst netip.Addr, proto int, want bool) bool {
+	t.Helper()
+	network := fmt.Sprintf("ip4:%d", proto)
+	var rx net.PacketConn
+	if err := inNS(dstNS, func() (err error) { rx, err = net.ListenPacket(network, "0.0.0.0"); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	var tx net.PacketConn
+	if err := inNS(ns, func() (err error) { tx, err = net.ListenPacket(network, "0.0.0.0"); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	wait, tries := denyWithin, 1
+	if want {
+		wait, tries = okWithin/10, 10
+	}
+	tag := "labcloud-raw-" + randHex(6)
+	buf := make([]byte, 1500)
+	for range tries {
+		msg := []byte(tag)
+		if proto == 47 {
+			// A minimal GRE header (version 0, IPv4 payload): conntrack
+			// parses GRE and would call anything else invalid.
+			msg = append([]byte{0, 0, 0x08, 0}, msg...)
+		}
+		if _, err := tx.WriteTo(msg, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+			t.Fatal(err)
+		}
+		_ = rx.SetReadDeadline(time.Now().Add(wait))
+		for {
+			n, _, err := rx.ReadFrom(buf)
+			if err != nil {
+				break
+			}
+			if strings.Contains(string(buf[:n]), tag) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -123,6 +123,8 @@ func TestValidate(t *testing.T) {
 		{name: "tap is the bridge", p: Policy{Subnets: []Subnet{sa}, ENIs: []ENI{func() ENI { e := ok; e.Tap = sa.Bridge; return e }()}}, want: "used by both"},
 		{name: "repeated NACL number", p: Policy{Subnets: []Subnet{func() Subnet { s := sa; s.Inbound = append(allowAll, allowAll...); return s }()}}, want: "repeated"},
 		{name: "invalid SG CIDR", p: Policy{Groups: []Group{{ID: "sg-1", Ingress: []Rule{{Protocol: ProtoAll, CIDRs: []netip.Prefix{{}}}}}}}, want: "not an IPv4 CIDR"},
+		{name: "group ID with a space", p: Policy{ENIs: []ENI{func() ENI { e := ok; e.Groups = []string{"sg 1"}; return e }()}, Subnets: []Subnet{sa}}, want: "security group ID"},
+		{name: "subnet ID with a quote", p: Policy{Subnets: []Subnet{func() Subnet { s := sa; s.ID = `a"b`; return s }()}}, want: "subnet ID"},
 		{name: "NAT without public IP", p: Policy{Gateway: &Gateway{Link: "gw", NATs: []NAT{{ID: "nat-1"}}}}, want: "NAT gateway nat-1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
