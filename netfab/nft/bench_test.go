@@ -72,12 +72,18 @@ func BenchmarkRuleChangeToEnforced(b *testing.B) {
 }
 
 // BenchmarkForwardThroughput streams TCP from a1 to b1 through the router
-// for streamFor with 0, 100 and 1000 security group rules in front of
-// the one that admits it, and 5000 other ENIs in the maps. Conntrack
-// admits an established stream before the groups, so the rule count
-// should only show in the connection rate.
+// with 0, 100 and 1000 security group rules in front of the one that
+// admits it, and 5000 other ENIs in the maps, sets and bridge chains.
+// Conntrack admits an established stream before the groups, so the rule
+// count should show in the rate of new connections, not in MB/s. The
+// three configurations alternate over rounds and each keeps its best
+// round: on a shared machine the best is the least disturbed.
 func BenchmarkForwardThroughput(b *testing.B) {
-	const streamFor = 2 * time.Second
+	const (
+		rounds    = 3
+		streamFor = 700 * time.Millisecond
+		dialFor   = 300 * time.Millisecond
+	)
 	sa, sb := subnetsAB()
 	sc := Subnet{ID: "subnet-c", Bridge: "nfbc", CIDR: pfx("10.78.0.0/16"), Inbound: allowAll, Outbound: allowAll}
 	l := newLab(b, sa, sb)
@@ -98,30 +104,36 @@ func BenchmarkForwardThroughput(b *testing.B) {
 		}
 	}()
 	others := []string{"sg-o1", "sg-o2", "sg-o3", "sg-o4", "sg-o5"}
-	var base float64
-	for _, n := range []int{0, 100, 1000} {
-		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
-			srv := Group{ID: "sg-srv", Egress: defaultEgress,
-				Ingress: append(filler(n), Rule{Protocol: ProtoTCP, FromPort: 5001, ToPort: 5001, Groups: []string{"sg-cl"}})}
-			groups := []Group{srv, {ID: "sg-cl", Egress: defaultEgress}}
-			for _, o := range others {
-				groups = append(groups, Group{ID: o, Egress: defaultEgress, Ingress: []Rule{{Protocol: ProtoTCP, FromPort: 22, ToPort: 22, Groups: []string{o}}}})
-			}
-			p := Policy{Subnets: []Subnet{sa, sb, sc}, Groups: groups,
-				ENIs: append([]ENI{a1.eni("eni-a1", sa, "sg-cl"), b1.eni("eni-b1", sb, "sg-srv")}, manyENIs(5000, sc, others)...)}
-			start := time.Now()
-			l.apply(p)
-			b.ReportMetric(float64(time.Since(start).Milliseconds()), "apply-ms")
-			var mbps, cps float64
-			for b.Loop() {
-				var sent int64
-				var conns int
+	policy := func(n int) Policy {
+		srv := Group{ID: "sg-srv", Egress: defaultEgress,
+			Ingress: append(filler(n), Rule{Protocol: ProtoTCP, FromPort: 5001, ToPort: 5001, Groups: []string{"sg-cl"}})}
+		groups := []Group{srv, {ID: "sg-cl", Egress: defaultEgress}}
+		for _, o := range others {
+			groups = append(groups, Group{ID: o, Egress: defaultEgress, Ingress: []Rule{{Protocol: ProtoTCP, FromPort: 22, ToPort: 22, Groups: []string{o}}}})
+		}
+		return Policy{Subnets: []Subnet{sa, sb, sc}, Groups: groups,
+			ENIs: append([]ENI{a1.eni("eni-a1", sa, "sg-cl"), b1.eni("eni-b1", sb, "sg-srv")}, manyENIs(5000, sc, others)...)}
+	}
+	counts := []int{0, 100, 1000}
+	best := map[int][2]float64{} // MB/s, conn/s
+	var applyTotal time.Duration
+	var applies int
+	for b.Loop() {
+		for range rounds {
+			for _, n := range counts {
+				p := policy(n)
+				start := time.Now()
+				l.apply(p)
+				applyTotal += time.Since(start)
+				applies++
+				var mbps, cps float64
 				err := inNS(a1.name, func() error {
 					c, err := net.DialTimeout("tcp4", hostport(b1.ip, 5001), time.Second)
 					if err != nil {
 						return err
 					}
 					buf := make([]byte, 128<<10)
+					var sent int64
 					start := time.Now()
 					for time.Since(start) < streamFor {
 						k, err := c.Write(buf)
@@ -133,8 +145,9 @@ func BenchmarkForwardThroughput(b *testing.B) {
 					mbps = float64(sent) / (1 << 20) / time.Since(start).Seconds()
 					c.Close()
 					// New connections are what walk the rules.
+					conns := 0
 					start = time.Now()
-					for time.Since(start) < streamFor/4 {
+					for time.Since(start) < dialFor {
 						c, err := net.DialTimeout("tcp4", hostport(b1.ip, 5001), time.Second)
 						if err != nil {
 							return err
@@ -148,17 +161,20 @@ func BenchmarkForwardThroughput(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+				bb := best[n]
+				best[n] = [2]float64{max(bb[0], mbps), max(bb[1], cps)}
 			}
-			b.ReportMetric(mbps, "MB/s")
-			b.ReportMetric(cps, "conn/s")
-			if n == 0 {
-				base = mbps
-			}
-			if base > 0 {
-				b.ReportMetric(mbps/base, "ratio-to-0-rules")
-			}
-		})
+		}
 	}
+	for _, n := range counts {
+		b.ReportMetric(best[n][0], fmt.Sprintf("MB/s-%d-rules", n))
+		b.ReportMetric(best[n][1], fmt.Sprintf("conn/s-%d-rules", n))
+		if n > 0 && best[0][0] > 0 {
+			b.ReportMetric(best[n][0]/best[0][0], fmt.Sprintf("MB/s-ratio-%d-to-0", n))
+			b.ReportMetric(best[n][1]/best[0][1], fmt.Sprintf("conn/s-ratio-%d-to-0", n))
+		}
+	}
+	b.ReportMetric(float64(applyTotal.Milliseconds())/float64(applies), "apply-ms-5000-enis")
 }
 
 // BenchmarkApply1000Rules: one Apply of a VPC with 1000 security group

@@ -537,33 +537,36 @@ func ruleKey(r rule) string {
 	return strings.Join(parts, " ")
 }
 
+// buildBridge renders the anti-spoofing: sets of what each known tap may
+// send, and a handful of rules that look frames up in them, so the rule
+// count stays flat however many ENIs there are.
 func buildBridge(p Policy) *table {
 	t := &table{family: nftables.TableFamilyBridge, name: BridgeTable}
-	ports := newSet("ports", &tVerdict, nftables.TypeIFName)
-	pre := &chain{name: "prerouting", base: &baseChain{typ: nftables.ChainTypeFilter, hook: nftables.ChainHookPrerouting, hookNm: "prerouting", prio: prioBrFirst, policy: nftables.ChainPolicyDrop}}
-	pre.rules = []rule{{terms: []term{vmapTerm{fs: []field{fIIFName}, set: "ports"}}, comment: "known ENI taps; any other port is dropped"}}
-	t.chains = []*chain{pre}
-	enis := append([]ENI(nil), p.ENIs...)
-	sort.Slice(enis, func(i, j int) bool { return enis[i].Tap < enis[j].Tap })
-	zero := netip.AddrFrom4([4]byte{})
-	for _, e := range enis {
-		name := "port_" + e.Tap
-		k, kt := key(kIf(e.Tap))
-		ports.add(elem{key: k, keyText: kt, verdict: jumpElem(name)})
-		mac := cmpTerm{f: fEthSaddr, neq: true, val: []byte(e.MAC), show: e.MAC.String()}
-		ip := etherType(0x0800, "ip")
-		arp := etherType(0x0806, "arp")
-		t.chains = append(t.chains, &chain{name: name, rules: []rule{
-			{terms: []term{mac, drop}, comment: e.ID + ": not its MAC"},
-			{terms: []term{ip, ipAddr(fIPSaddr, e.IP), accept}},
-			{terms: []term{ip, ipAddr(fIPSaddr, zero), l4proto(ProtoUDP), rangeTerm{f: fSport, lo: 68, hi: 68}, rangeTerm{f: fDport, lo: 67, hi: 67}, accept}, comment: "DHCP before it has an address"},
-			{terms: []term{arp, arpShape, cmpTerm{f: fARPSHA, val: []byte(e.MAC), show: e.MAC.String()}, ipAddr(fARPSPA, e.IP), accept}},
-			{terms: []term{arp, arpShape, cmpTerm{f: fARPSHA, val: []byte(e.MAC), show: e.MAC.String()}, ipAddr(fARPSPA, zero), accept}, comment: "ARP probe"},
-			{terms: []term{drop}, comment: "spoofed, IPv6 or other"},
-		}})
+	tEther := nftables.TypeEtherAddr
+	ipOK := newSet("tap_mac_ip", nil, nftables.TypeIFName, tEther, tAddr)
+	macOK := newSet("tap_mac", nil, nftables.TypeIFName, tEther)
+	for _, e := range p.ENIs {
+		mac := func() ([]byte, string) { return []byte(e.MAC), e.MAC.String() }
+		k, kt := key(kIf(e.Tap), mac, kAddr(e.IP))
+		ipOK.add(elem{key: k, keyText: kt})
+		k, kt = key(kIf(e.Tap), mac)
+		macOK.add(elem{key: k, keyText: kt})
 	}
-	sortElems(ports.elems)
-	t.sets = []*set{ports}
+	sortElems(ipOK.elems)
+	sortElems(macOK.elems)
+	t.sets = []*set{ipOK, macOK}
+	zero := netip.AddrFrom4([4]byte{})
+	ip := etherType(0x0800, "ip")
+	arp := etherType(0x0806, "arp")
+	tapMAC := lookupTerm{fs: []field{fIIFName, fEthSaddr}, set: "tap_mac"}
+	pre := &chain{name: "prerouting", base: &baseChain{typ: nftables.ChainTypeFilter, hook: nftables.ChainHookPrerouting, hookNm: "prerouting", prio: prioBrFirst, policy: nftables.ChainPolicyDrop}}
+	pre.rules = []rule{
+		{terms: []term{ip, lookupTerm{fs: []field{fIIFName, fEthSaddr, fIPSaddr}, set: "tap_mac_ip"}, accept}, comment: "IPv4 from the tap's own MAC and address"},
+		{terms: []term{ip, ipAddr(fIPSaddr, zero), l4proto(ProtoUDP), rangeTerm{f: fSport, lo: 68, hi: 68}, rangeTerm{f: fDport, lo: 67, hi: 67}, tapMAC, accept}, comment: "DHCP before it has an address"},
+		{terms: []term{arp, arpShape, tapMAC, lookupTerm{fs: []field{fIIFName, fARPSHA, fARPSPA}, set: "tap_mac_ip"}, accept}, comment: "ARP for its own address"},
+		{terms: []term{arp, arpShape, ipAddr(fARPSPA, zero), tapMAC, lookupTerm{fs: []field{fIIFName, fARPSHA}, set: "tap_mac"}, accept}, comment: "ARP probe"},
+	}
+	t.chains = []*chain{pre}
 	return t
 }
 

@@ -1,11 +1,14 @@
 package nft
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -269,6 +272,52 @@ func TestAntiSpoofing(t *testing.T) {
 					break
 				}
 			}
+		}
+	})
+	t.Run("ARP claiming another ENI's address poisons no one", func(t *testing.T) {
+		// The router knows a2 (it forwarded to it above, or does now).
+		wantTCP(t, s.b1.name, hostport(s.a2.ip, 22), true)
+		// Let any ARP update override at once (the default locktime of
+		// 1 s would hide a lie sent right after a2's own answer).
+		if err := inNS(s.router, func() error { return sysctl("net/ipv4/neigh/"+s.sa.Bridge+"/locktime", "0") }); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if err := sendARP(s.a1.name, s.a1.mac, s.a2.ip, subnetBase(s.sa, 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// An honest ARP from a1 after the lies: once the router has it,
+		// it has had the lies too.
+		if err := sendARP(s.a1.name, s.a1.mac, s.a1.ip, subnetBase(s.sa, 1)); err != nil {
+			t.Fatal(err)
+		}
+		br, err := s.rh.LinkByName(s.sa.Bridge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		neighMAC := func(ip netip.Addr) string {
+			ns, err := s.rh.NeighList(br.Attrs().Index, unix.AF_INET)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range ns {
+				if n.IP.Equal(ip.AsSlice()) {
+					return n.HardwareAddr.String()
+				}
+			}
+			return ""
+		}
+		if err := eventually(func(time.Duration) error {
+			if neighMAC(s.a1.ip) != s.a1.mac.String() {
+				return fmt.Errorf("router has not learnt a1 yet")
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := neighMAC(s.a2.ip); got != s.a2.mac.String() {
+			t.Errorf("router's neighbour entry for a2 is %q, want a2's MAC %s", got, s.a2.mac)
 		}
 	})
 	t.Run("spoofed MAC reaches no one", func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // A lab is a VPC-like router namespace with subnet bridges (isolated
@@ -610,3 +611,31 @@ func rawDelivered(t testing.TB, ns, dstNS string, dst netip.Addr, proto int, wan
 	}
 	return false
 }
+
+// sendARP sends one ARP reply out of eth0 of ns claiming that ip is at
+// the MAC of eth0 (gratuitous, broadcast).
+func sendARP(ns string, mac net.HardwareAddr, ip netip.Addr, to netip.Addr) error {
+	return inNS(ns, func() error {
+		eth, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ARP)))
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+		f := append(append(append([]byte{}, bcast...), mac...), 0x08, 0x06)
+		f = append(f, 0, 1, 8, 0, 6, 4, 0, 2) // Ethernet/IPv4, reply
+		f = append(f, mac...)
+		f = append(f, ip.AsSlice()...)
+		f = append(f, bcast...)
+		f = append(f, to.AsSlice()...)
+		sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: eth.Index, Halen: 6}
+		copy(sa.Addr[:], bcast)
+		return unix.Sendto(fd, f, 0, sa)
+	})
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
