@@ -283,7 +283,7 @@ func TestAntiSpoofing(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 3 {
-			if err := sendARP(s.a1.name, s.a1.mac, s.a2.ip, subnetBase(s.sa, 1)); err != nil {
+			if err := sendARP(s.a1.name, s.a1.mac, s.a2.ip, s.a2.ip); err != nil { // gratuitous
 				t.Fatal(err)
 			}
 		}
