@@ -186,3 +186,14 @@ func contains(s []string, v string) bool {
 	}
 	return false
 }
+
+func TestApplyToMissingNamespace(t *testing.T) {
+	needRoot(t)
+	ns := "nf" + randHex(4) + "missing"
+	if err := Apply(ns, Policy{}); err == nil || !strings.Contains(err.Error(), ns) {
+		t.Errorf("Apply to a missing namespace: %v, want an error naming it", err)
+	}
+	if err := Delete(ns); err == nil {
+		t.Error("Delete in a missing namespace succeeded")
+	}
+}
