@@ -209,6 +209,23 @@ func TestNACL(t *testing.T) {
 		wantTCP(t, s.a1.name, b1(22), true)
 		wantTCP(t, s.a1.name, b1(8080), false) // inbound only allows 22
 	})
+	t.Run("a NACL change cuts established connections too", func(t *testing.T) {
+		s.apply(with(allowAll, allowAll))
+		var c net.Conn
+		if err := eventually(func(d time.Duration) error {
+			return inNS(s.a1.name, func() (err error) { c, err = net.DialTimeout("tcp4", b1(22), d); return })
+		}); err != nil {
+			t.Fatalf("connecting: %v", err)
+		}
+		defer c.Close()
+		if err := echo(c, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		s.apply(with([]ACLEntry{{RuleNumber: 100, Protocol: ProtoTCP, FromPort: 22, ToPort: 22, CIDR: any4}}, allowAll))
+		if err := echo(c, denyWithin); err == nil {
+			t.Error("the established connection still flows after its NACL entry became a deny")
+		}
+	})
 	t.Run("same subnet is not subject to NACLs", func(t *testing.T) {
 		p := s.policy(g, g, g, open)
 		p.Subnets[0].Inbound, p.Subnets[0].Outbound = nil, nil // only the final deny
