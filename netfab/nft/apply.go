@@ -61,6 +61,10 @@ func conn(ns string) (*nftables.Conn, func(), error) {
 // failed, or has not happened yet) gets nothing through: call Apply with
 // the VPC's current Policy (even an empty one) before creating its first
 // tap, so the base chains with policy drop are in place.
+//
+// Apply holds no state and takes no lock: calls for one namespace must be
+// serialised by the caller (netfab's per-VPC reconcile), or the last
+// transaction to commit wins.
 func Apply(ns string, p Policy) error {
 	ts, err := build(p)
 	if err != nil {

@@ -1,7 +1,6 @@
 package nft
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -45,10 +44,8 @@ type elem struct {
 }
 
 type chain struct {
-	name string
-	base *baseChain
-	// comment is rendered above the chain only (nftables has chain
-	// comments, google/nftables does not send them).
+	name  string
+	base  *baseChain
 	rules []rule
 }
 
@@ -445,13 +442,6 @@ func concatKey(parts [][]byte) []byte {
 		}
 	}
 	return out
-}
-
-// be16 renders a value as the kernel stores ether types.
-func be16(v uint16) []byte {
-	b := make([]byte, 2)
-	binary.BigEndian.PutUint16(b, v)
-	return b
 }
 
 // rawTerm is a match whose text and expressions are written out by hand
