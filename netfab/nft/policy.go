@@ -1,9 +1,3 @@
-// Package nft renders the packet filter of one VPC namespace from a Policy
-// and applies it in one nftables transaction: stateless network ACLs at
-// subnet boundaries, conntrack, stateful allow-only security groups, per
-// port anti-spoofing, and the 1:1 and masquerading NAT of the internet and
-// NAT gateways. It knows nothing of etcd or the EC2 API: netfab derives a
-// Policy from its records and hands it over whole on every change.
 package nft
 
 import (
