@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/labcloud/labcloud/netfab/nft"
 )
 
 // APIPort is where programs in an instance reach labcloud's own API (EC2,
@@ -15,7 +17,7 @@ import (
 // byte for byte (SigV4 signatures cover the Host header, which passes
 // unchanged). Instances use it with `--endpoint-url`, and with the
 // credentials of their instance profile from the metadata service.
-const APIPort = 7420
+const APIPort = nft.APIPort
 
 // apiProxy forwards the VPC's API port to the daemon's listener.
 type apiProxy struct {

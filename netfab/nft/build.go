@@ -23,6 +23,13 @@ const (
 // imds is the metadata service's address on the router's loopback.
 var imds = netip.AddrFrom4([4]byte{169, 254, 169, 254})
 
+// amazonDNS is the resolver's link-local address (169.254.169.253).
+var amazonDNS = netip.AddrFrom4([4]byte{169, 254, 169, 253})
+
+// APIPort is the port of labcloud's API endpoint on 169.254.169.254
+// (netfab.APIPort), open to instances like the metadata service.
+const APIPort = 7420
+
 // Chain priorities (nft's named priorities as numbers).
 const (
 	prioFilter  = 0
@@ -274,13 +281,24 @@ func buildInet(p Policy) *table {
 	dnatMap := newSet("dnat_public", &tAddr, tAddr)
 	snatMap := newSet("snat_private", &tAddr, tAddr)
 
+	// The router's own addresses: each subnet's base+1 and base+2, the
+	// VPC block's base+2 and 169.254.169.253 (where the resolver also
+	// answers, as Amazon's DNS does).
+	seenRouter := map[netip.Addr]bool{}
+	addRouter := func(a netip.Addr) {
+		if !a.IsValid() || seenRouter[a] {
+			return
+		}
+		seenRouter[a] = true
+		k, kt := key(kAddr(a))
+		routerAddrs.add(elem{key: k, keyText: kt})
+	}
 	var naclChains []*chain
 	for _, s := range subnets {
 		k, kt := key(kIf(s.Bridge))
 		bridges.add(elem{key: k, keyText: kt})
 		for _, n := range []uint32{1, 2} {
-			k, kt := key(kAddr(subnetBase(s, n)))
-			routerAddrs.add(elem{key: k, keyText: kt})
+			addRouter(subnetBase(s, n))
 		}
 		k, kt = key(kIf(s.Bridge), kIf(s.Bridge))
 		hairpin.add(elem{key: k, keyText: kt})
@@ -375,6 +393,11 @@ func buildInet(p Policy) *table {
 		}
 	}
 
+	if p.VPCCIDR.IsValid() {
+		addRouter(subnetBase(Subnet{CIDR: p.VPCCIDR}, 2))
+	}
+	addRouter(amazonDNS)
+
 	nacl := &chain{name: "nacl", rules: []rule{
 		{terms: []term{lookupTerm{fs: []field{fIIFName, fOIFName}, set: "hairpin"}, ret}, comment: "same subnet: no NACL"},
 		{terms: []term{vmapTerm{fs: []field{fIIFName}, set: "nacl_out"}}, comment: "outbound entries of the source subnet"},
@@ -393,6 +416,7 @@ func buildInet(p Policy) *table {
 		{terms: []term{fromBridge, toRouter, l4proto(ProtoUDP), rangeTerm{f: fDport, lo: 53, hi: 53}, accept}, comment: "DNS"},
 		{terms: []term{fromBridge, toRouter, l4proto(ProtoTCP), rangeTerm{f: fDport, lo: 53, hi: 53}, accept}, comment: "DNS"},
 		{terms: []term{fromBridge, ipAddr(fIPDaddr, imds), l4proto(ProtoTCP), rangeTerm{f: fDport, lo: 80, hi: 80}, accept}, comment: "instance metadata"},
+		{terms: []term{fromBridge, ipAddr(fIPDaddr, imds), l4proto(ProtoTCP), rangeTerm{f: fDport, lo: APIPort, hi: APIPort}, accept}, comment: "labcloud API endpoint"},
 		{terms: []term{fromBridge, toRouter, l4proto(ProtoICMP), u8(fICMPType, 8), accept}, comment: "ping the router"},
 	}
 
