@@ -698,3 +698,20 @@ func (f *Fabric) ModifyENI(ctx context.Context, acct, eniID string, c ENIChange)
 		}
 	}
 }
+
+// SecurityGroupRuleExists tells the tags store whether an sgr- id is a
+// rule of one of the account's groups (register it for "sgr-").
+func (f *Fabric) SecurityGroupRuleExists(ctx context.Context, acct, id string) (bool, error) {
+	gs, err := f.SecurityGroups(ctx, acct)
+	if err != nil {
+		return false, err
+	}
+	for _, g := range gs {
+		for _, r := range append(append([]SGRule{}, g.Ingress...), g.Egress...) {
+			if r.ID == id {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
