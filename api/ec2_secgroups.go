@@ -19,6 +19,7 @@ func (s *Server) registerSecurityGroups() {
 	s.handle(ServiceEC2, "RevokeSecurityGroupEgress", ec2Op(s.revokeEgress))
 	s.handle(ServiceEC2, "DescribeSecurityGroups", ec2Op(s.describeSecurityGroups))
 	s.handle(ServiceEC2, "DescribeSecurityGroupRules", ec2Op(s.describeSecurityGroupRules))
+	s.handle(ServiceEC2, "ModifySecurityGroupRules", ec2Op(s.modifySecurityGroupRules))
 	s.handle(ServiceEC2, "ModifyNetworkInterfaceAttribute", ec2Op(s.modifyNetworkInterfaceAttribute))
 	s.registerNetworkACLs()
 }
@@ -671,6 +672,63 @@ func (s *Server) describeSecurityGroupRules(ctx context.Context, c *Call, in *De
 	return out, nil
 }
 
+// ModifySecurityGroupRulesInput is the EC2 ModifySecurityGroupRules request.
+type ModifySecurityGroupRulesInput struct {
+	GroupID            string                    `locationName:"GroupId" required:"true"`
+	SecurityGroupRules []SecurityGroupRuleUpdate `locationName:"SecurityGroupRule" required:"true"`
+}
+
+// SecurityGroupRuleUpdate names a rule and what it becomes.
+type SecurityGroupRuleUpdate struct {
+	SecurityGroupRuleID string                    `locationName:"SecurityGroupRuleId" required:"true"`
+	SecurityGroupRule   *SecurityGroupRuleRequest `locationName:"SecurityGroupRule"`
+}
+
+// SecurityGroupRuleRequest is a rule's new protocol, ports and peer.
+type SecurityGroupRuleRequest struct {
+	IPProtocol        string `locationName:"IpProtocol"`
+	FromPort          *int32 `locationName:"FromPort"`
+	ToPort            *int32 `locationName:"ToPort"`
+	CidrIPv4          string `locationName:"CidrIpv4"`
+	CidrIPv6          string `locationName:"CidrIpv6"`
+	PrefixListID      string `locationName:"PrefixListId"`
+	ReferencedGroupID string `locationName:"ReferencedGroupId"`
+	Description       string `locationName:"Description"`
+}
+
+func (s *Server) modifySecurityGroupRules(ctx context.Context, c *Call, in *ModifySecurityGroupRulesInput) (*ReturnOutput, error) {
+	nf, err := s.network()
+	if err != nil {
+		return nil, err
+	}
+	var ups []netfab.RuleUpdate
+	for _, u := range in.SecurityGroupRules {
+		if u.SecurityGroupRule == nil {
+			return nil, errdefs.New(errdefs.ClassMissingParameter, "MissingParameter", "rule %s: give its SecurityGroupRule (protocol, ports, peer)", u.SecurityGroupRuleID)
+		}
+		r := u.SecurityGroupRule
+		if r.PrefixListID != "" {
+			return nil, errdefs.InvalidParameter("InvalidParameterValue", "prefix lists are not supported in labcloud VPCs: remove PrefixListId")
+		}
+		var peers []netfab.Peer
+		if r.CidrIPv4 != "" {
+			peers = append(peers, netfab.Peer{CIDR: r.CidrIPv4, Description: r.Description})
+		}
+		if r.CidrIPv6 != "" {
+			peers = append(peers, netfab.Peer{IPv6CIDR: r.CidrIPv6, Description: r.Description})
+		}
+		if r.ReferencedGroupID != "" {
+			peers = append(peers, netfab.Peer{GroupID: r.ReferencedGroupID, Description: r.Description})
+		}
+		ups = append(ups, netfab.RuleUpdate{RuleID: u.SecurityGroupRuleID,
+			Rule: netfab.Permission{Protocol: r.IPProtocol, FromPort: i32p(r.FromPort), ToPort: i32p(r.ToPort), Peers: peers}})
+	}
+	if err := nf.ModifySecurityGroupRules(ctx, c.Principal.AccountID, in.GroupID, ups); err != nil {
+		return nil, err
+	}
+	return &ReturnOutput{Return: true}, nil
+}
+
 // AttributeValue is an EC2 string attribute (Description.Value).
 type AttributeValue struct {
 	Value *string `locationName:"value"`
@@ -754,7 +812,7 @@ func vpcSecurityTables(all func(*Call, url.Values) []string) {
 		}
 	}
 	for _, a := range []string{"DeleteSecurityGroup", "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress",
-		"RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress"} {
+		"RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress", "ModifySecurityGroupRules"} {
 		actionTable["ec2:"+a] = actionSpec{resources: byParam("security-group", "GroupId")}
 	}
 	actionTable["ec2:CreateSecurityGroup"] = actionSpec{resources: func(c *Call, p url.Values) []string {

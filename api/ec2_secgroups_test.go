@@ -194,6 +194,20 @@ func TestSecurityGroupsAPI(t *testing.T) {
 		t.Fatalf("rules: %+v, %v", rules, err)
 	}
 
+	// Modify a rule in place: same ID, new port and CIDR.
+	if _, err := c.ModifySecurityGroupRules(ctx, &ec2.ModifySecurityGroupRulesInput{GroupId: web.GroupId,
+		SecurityGroupRules: []ec2types.SecurityGroupRuleUpdate{{SecurityGroupRuleId: auth.SecurityGroupRules[0].SecurityGroupRuleId,
+			SecurityGroupRule: &ec2types.SecurityGroupRuleRequest{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(2222), ToPort: aws.Int32(2222),
+				CidrIpv4: aws.String("203.0.113.0/24")}}}}); err != nil {
+		t.Fatal(err)
+	}
+	one, err := c.DescribeSecurityGroupRules(ctx, &ec2.DescribeSecurityGroupRulesInput{SecurityGroupRuleIds: []string{*auth.SecurityGroupRules[0].SecurityGroupRuleId}})
+	if err != nil || len(one.SecurityGroupRules) != 1 || *one.SecurityGroupRules[0].FromPort != 2222 || *one.SecurityGroupRules[0].CidrIpv4 != "203.0.113.0/24" {
+		t.Fatalf("modified rule: %+v, %v", one, err)
+	}
+	_, err = c.DescribeSecurityGroupRules(ctx, &ec2.DescribeSecurityGroupRulesInput{SecurityGroupRuleIds: []string{"sgr-00000000000000000"}})
+	wantAPICode(t, err, "InvalidSecurityGroupRuleId.NotFound")
+
 	// Revoke: by ID, and an unknown permission in the default VPC.
 	rv, err := c.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: web.GroupId,
 		SecurityGroupRuleIds: []string{*auth.SecurityGroupRules[1].SecurityGroupRuleId}})

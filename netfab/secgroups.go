@@ -715,3 +715,72 @@ func (f *Fabric) SecurityGroupRuleExists(ctx context.Context, acct, id string) (
 	}
 	return false, nil
 }
+
+// RuleUpdate is one rule of a ModifySecurityGroupRules: the rule keeps
+// its ID and direction and takes the protocol, ports and single peer of
+// Rule.
+type RuleUpdate struct {
+	RuleID string
+	Rule   Permission
+}
+
+// ModifySecurityGroupRules rewrites rules of a group in place. All
+// updates are checked first (unknown rule IDs, the same validation as
+// Authorize, a result equal to another rule of the same direction) and
+// applied together or not at all.
+func (f *Fabric) ModifySecurityGroupRules(ctx context.Context, acct, groupID string, updates []RuleUpdate) error {
+	if len(updates) == 0 {
+		return errdefs.New(errdefs.ClassMissingParameter, "MissingParameter", "The request must contain the parameter SecurityGroupRule")
+	}
+	for try := 0; ; try++ {
+		g, err := f.loadSG(ctx, acct, groupID)
+		if err != nil {
+			return err
+		}
+		var peers map[string]sgLoaded
+		for _, u := range updates {
+			if len(u.Rule.Peers) != 1 {
+				return errdefs.InvalidParameter("InvalidParameterValue", "rule %s: give exactly one of CidrIpv4 or ReferencedGroupId", u.RuleID)
+			}
+			nr, ps, err := f.toRules(ctx, g, []Permission{u.Rule})
+			if err != nil {
+				return err
+			}
+			if peers == nil {
+				peers = ps
+			} else {
+				for k, v := range ps {
+					peers[k] = v
+				}
+			}
+			found := false
+			for _, egress := range []bool{false, true} {
+				rules := rulesOf(&g.SecurityGroup, egress)
+				for i, r := range *rules {
+					if r.ID != u.RuleID {
+						continue
+					}
+					found = true
+					for _, o := range *rules {
+						if o.ID != r.ID && sameRule(o, nr[0]) {
+							return errdefs.AlreadyExists("InvalidPermission.Duplicate", "the specified rule \"%s\" already exists (rule %s)", describeRule(nr[0]), o.ID)
+						}
+					}
+					nr[0].ID = r.ID
+					(*rules)[i] = nr[0]
+				}
+			}
+			if !found {
+				return errdefs.NotFound("InvalidSecurityGroupRuleId.NotFound", "The security group rule ID '%s' does not exist in %s", u.RuleID, g.ID)
+			}
+		}
+		ops := append([]store.Op{store.OpCompareAndSwap(sgKey(acct, g.ID), g.SecurityGroup, g.rev)}, guardOps(acct, peers)...)
+		_, err = f.st.Txn(ctx, ops...)
+		if err == nil {
+			return f.changed(ctx, acct, g.VPCID)
+		}
+		if !errors.Is(err, store.ErrConflict) || try > 8 {
+			return fmt.Errorf("updating security group %s: %w", g.ID, err)
+		}
+	}
+}

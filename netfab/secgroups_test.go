@@ -406,3 +406,41 @@ func TestSecurityGroupDeleteAndENIGroups(t *testing.T) {
 	}
 	_ = f.DeleteENI(ctx, acct, e.ID)
 }
+
+func TestSecurityGroupModifyRules(t *testing.T) {
+	f := sgFabric(t, "sg8")
+	ctx := context.Background()
+	const acct = "111111111111"
+	if _, err := f.EnsureDefaultVPC(ctx, acct); err != nil {
+		t.Fatal(err)
+	}
+	g, err := f.CreateSecurityGroup(ctx, SGRequest{AccountID: acct, Name: "g", Description: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := f.AuthorizeSecurityGroup(ctx, acct, g.ID, false, []Permission{tcp(22, cidr("10.0.0.0/8")), tcp(80, cidr("10.0.0.0/8"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One bad update fails them all.
+	err = f.ModifySecurityGroupRules(ctx, acct, g.ID, []RuleUpdate{
+		{RuleID: rules[0].ID, Rule: tcp(2222, cidr("10.0.0.0/8"))},
+		{RuleID: "sgr-00000000000000000", Rule: tcp(1, cidr("10.0.0.0/8"))},
+	})
+	wantCode(t, err, "InvalidSecurityGroupRuleId.NotFound")
+	err = f.ModifySecurityGroupRules(ctx, acct, g.ID, []RuleUpdate{{RuleID: rules[0].ID, Rule: tcp(80, cidr("10.0.0.0/8"))}})
+	wantCode(t, err, "InvalidPermission.Duplicate")
+	err = f.ModifySecurityGroupRules(ctx, acct, g.ID, []RuleUpdate{{RuleID: rules[0].ID, Rule: Permission{Protocol: "tcp", Peers: []Peer{cidr("10.0.0.0/8")}}}})
+	wantCode(t, err, "InvalidParameterValue")
+	cur, _ := f.SecurityGroup(ctx, acct, g.ID, "")
+	if cur.Ingress[0].FromPort != 22 {
+		t.Fatalf("a failed modify changed a rule: %+v", cur.Ingress[0])
+	}
+	if err := f.ModifySecurityGroupRules(ctx, acct, g.ID, []RuleUpdate{{RuleID: rules[0].ID, Rule: tcp(2222, Peer{CIDR: "192.0.2.0/24", Description: "moved"})}}); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ = f.SecurityGroup(ctx, acct, g.ID, "")
+	if r := cur.Ingress[0]; r.ID != rules[0].ID || r.FromPort != 2222 || r.CIDR != "192.0.2.0/24" || r.Description != "moved" {
+		t.Fatalf("modified rule: %+v", r)
+	}
+}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,9 +43,28 @@ func requireRoot(t *testing.T) {
 	}
 }
 
+// removeNetnsAfter removes, after the daemon has stopped (call it before
+// startDaemon: cleanups run last-in first-out), the VPC namespaces named
+// with prefix that labcloudd leaves on purpose so running VMs keep their
+// network.
+func removeNetnsAfter(t *testing.T, prefix string) {
+	t.Cleanup(func() {
+		out, _ := exec.Command("ip", "netns", "list").Output()
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 0 && strings.HasPrefix(f[0], prefix+"-") {
+				if err := exec.Command("ip", "netns", "del", f[0]).Run(); err != nil {
+					t.Errorf("removing netns %s: %v", f[0], err)
+				}
+			}
+		}
+	})
+}
+
 // Security groups through the aws CLI against a real labcloudd (no VMs).
 func TestSecurityGroupsWithTheAWSCLI(t *testing.T) {
 	requireRoot(t)
+	removeNetnsAfter(t, "sg6")
 	d := startDaemon(t, "", "--net-prefix", "sg6")
 	e := newAWSEnv(t, d)
 
@@ -127,6 +147,7 @@ func TestSecurityGroupsWithTheAWSCLI(t *testing.T) {
 // Network ACLs through the aws CLI against a real labcloudd (no VMs).
 func TestNetworkAclsWithTheAWSCLI(t *testing.T) {
 	requireRoot(t)
+	removeNetnsAfter(t, "sg7")
 	d := startDaemon(t, "", "--net-prefix", "sg7")
 	e := newAWSEnv(t, d)
 
