@@ -74,7 +74,7 @@ type PortRange struct {
 }
 
 func (s *Server) createNetworkACL(ctx context.Context, c *Call, in *CreateNetworkACLInput) (*CreateNetworkACLOutput, error) {
-	nf, err := s.network()
+	nf, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +137,7 @@ type DeleteNetworkACLInput struct {
 }
 
 func (s *Server) deleteNetworkACL(ctx context.Context, c *Call, in *DeleteNetworkACLInput) (*ReturnOutput, error) {
-	nf, err := s.network()
+	nf, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -171,16 +171,16 @@ func (in *NetworkACLEntryInput) request() netfab.ACLEntryRequest {
 	r := netfab.ACLEntryRequest{RuleNumber: int(*in.RuleNumber), Egress: *in.Egress, Protocol: in.Protocol,
 		RuleAction: in.RuleAction, CIDR: in.CidrBlock, IPv6CIDR: in.IPv6CidrBlock}
 	if in.PortRange != nil {
-		r.FromPort, r.ToPort = i32p(in.PortRange.From), i32p(in.PortRange.To)
+		r.FromPort, r.ToPort = optInt(in.PortRange.From), optInt(in.PortRange.To)
 	}
 	if in.IcmpTypeCode != nil {
-		r.ICMPType, r.ICMPCode = i32p(in.IcmpTypeCode.Type), i32p(in.IcmpTypeCode.Code)
+		r.ICMPType, r.ICMPCode = optInt(in.IcmpTypeCode.Type), optInt(in.IcmpTypeCode.Code)
 	}
 	return r
 }
 
 func (s *Server) createNetworkACLEntry(ctx context.Context, c *Call, in *NetworkACLEntryInput) (*ReturnOutput, error) {
-	nf, err := s.network()
+	nf, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func (s *Server) createNetworkACLEntry(ctx context.Context, c *Call, in *Network
 }
 
 func (s *Server) replaceNetworkACLEntry(ctx context.Context, c *Call, in *NetworkACLEntryInput) (*ReturnOutput, error) {
-	nf, err := s.network()
+	nf, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +209,7 @@ type DeleteNetworkACLEntryInput struct {
 }
 
 func (s *Server) deleteNetworkACLEntry(ctx context.Context, c *Call, in *DeleteNetworkACLEntryInput) (*ReturnOutput, error) {
-	nf, err := s.network()
+	nf, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +231,7 @@ type ReplaceNetworkACLAssociationOutput struct {
 }
 
 func (s *Server) replaceNetworkACLAssociation(ctx context.Context, c *Call, in *ReplaceNetworkACLAssociationInput) (*ReplaceNetworkACLAssociationOutput, error) {
-	nf, err := s.network()
+	nf, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -308,7 +308,7 @@ var aclFilters = filterFields[aclWithTags]{
 }
 
 func (s *Server) describeNetworkACLs(ctx context.Context, c *Call, in *DescribeNetworkACLsInput) (*DescribeNetworkACLsOutput, error) {
-	nf, err := s.network()
+	nf, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +341,7 @@ func (s *Server) describeNetworkACLs(ctx context.Context, c *Call, in *DescribeN
 	if err != nil {
 		return nil, err
 	}
-	items, next, err := page(items, func(a aclWithTags) string { return a.ID }, in.MaxResults, in.NextToken, 5)
+	items, next, err := pageByID(items, func(a aclWithTags) string { return a.ID }, in.MaxResults, in.NextToken, 5)
 	if err != nil {
 		return nil, err
 	}

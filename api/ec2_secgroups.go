@@ -24,9 +24,9 @@ func (s *Server) registerSecurityGroups() {
 	s.registerNetworkACLs()
 }
 
-// network is the VPC fabric, or Unavailable when this labcloudd runs
+// vpcFabric is the VPC fabric, or Unavailable when this labcloudd runs
 // without one.
-func (s *Server) network() (*netfab.Fabric, error) {
+func (s *Server) vpcFabric() (*netfab.Fabric, error) {
 	if s.opts.Network == nil {
 		return nil, errdefs.New(errdefs.ClassUnavailable, "Unavailable", "this labcloudd runs without the network fabric (it needs root); start it as root to use VPC actions")
 	}
@@ -70,7 +70,7 @@ type CreateSecurityGroupOutput struct {
 }
 
 func (s *Server) createSecurityGroup(ctx context.Context, c *Call, in *CreateSecurityGroupInput) (*CreateSecurityGroupOutput, error) {
-	nf, err := s.network()
+	nf, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +106,7 @@ type DeleteSecurityGroupOutput struct {
 }
 
 func (s *Server) deleteSecurityGroup(ctx context.Context, c *Call, in *DeleteSecurityGroupInput) (*DeleteSecurityGroupOutput, error) {
-	nf, err := s.network()
+	nf, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +236,7 @@ type RevokeSGOutput struct {
 	RevokedSecurityGroupRules []RevokedSecurityGroupRule `locationName:"revokedSecurityGroupRuleSet" locationNameList:"item"`
 }
 
-func i32p(p *int32) *int {
+func optInt(p *int32) *int {
 	if p == nil {
 		return nil
 	}
@@ -244,14 +244,14 @@ func i32p(p *int32) *int {
 	return &v
 }
 
-func strv(p *string) string {
+func strOr(p *string) string {
 	if p == nil {
 		return ""
 	}
 	return *p
 }
 
-func strp(s string) *string {
+func optStr(s string) *string {
 	if s == "" {
 		return nil
 	}
@@ -266,18 +266,18 @@ func permissions(in *SGPermissionsInput) ([]netfab.Permission, error) {
 		if len(p.PrefixListIDs) > 0 {
 			return nil, errdefs.InvalidParameter("InvalidParameterValue", "prefix lists are not supported in labcloud VPCs: remove PrefixListIds")
 		}
-		np := netfab.Permission{Protocol: p.IPProtocol, FromPort: i32p(p.FromPort), ToPort: i32p(p.ToPort)}
+		np := netfab.Permission{Protocol: p.IPProtocol, FromPort: optInt(p.FromPort), ToPort: optInt(p.ToPort)}
 		for _, r := range p.IPRanges {
-			np.Peers = append(np.Peers, netfab.Peer{CIDR: r.CidrIP, Description: strv(r.Description)})
+			np.Peers = append(np.Peers, netfab.Peer{CIDR: r.CidrIP, Description: strOr(r.Description)})
 		}
 		for _, r := range p.IPv6Ranges {
-			np.Peers = append(np.Peers, netfab.Peer{IPv6CIDR: r.CidrIPv6, Description: strv(r.Description)})
+			np.Peers = append(np.Peers, netfab.Peer{IPv6CIDR: r.CidrIPv6, Description: strOr(r.Description)})
 		}
 		for _, g := range p.UserIDGroupPairs {
 			if g.GroupID == nil && g.GroupName == nil {
 				return nil, errdefs.New(errdefs.ClassMissingParameter, "MissingParameter", "a UserIdGroupPair needs a GroupId (or GroupName)")
 			}
-			np.Peers = append(np.Peers, netfab.Peer{GroupID: strv(g.GroupID), GroupName: strv(g.GroupName), Description: strv(g.Description)})
+			np.Peers = append(np.Peers, netfab.Peer{GroupID: strOr(g.GroupID), GroupName: strOr(g.GroupName), Description: strOr(g.Description)})
 		}
 		out = append(out, np)
 	}
@@ -285,7 +285,7 @@ func permissions(in *SGPermissionsInput) ([]netfab.Permission, error) {
 		if len(in.IPPermissions) > 0 {
 			return nil, errdefs.InvalidParameter("InvalidParameterCombination", "give either IpPermissions or the flat IpProtocol/FromPort/ToPort/CidrIp/SourceSecurityGroupName parameters, not both")
 		}
-		np := netfab.Permission{Protocol: in.IPProtocol, FromPort: i32p(in.FromPort), ToPort: i32p(in.ToPort)}
+		np := netfab.Permission{Protocol: in.IPProtocol, FromPort: optInt(in.FromPort), ToPort: optInt(in.ToPort)}
 		if in.SourceSecurityGroupName != "" {
 			if in.IPProtocol == "" {
 				np.Protocol = "-1" // as AWS: a source group alone allows everything from it
@@ -306,8 +306,8 @@ func (s *Server) resolveGroupID(ctx context.Context, nf *netfab.Fabric, acct str
 
 func ruleOut(c *Call, g netfab.SecurityGroup, r netfab.SGRule, egress bool, tags map[string]string) SecurityGroupRule {
 	out := SecurityGroupRule{SecurityGroupRuleID: r.ID, GroupID: g.ID, GroupOwnerID: g.AccountID, IsEgress: egress,
-		IPProtocol: r.Protocol, FromPort: int32(r.FromPort), ToPort: int32(r.ToPort), CidrIPv4: strp(r.CIDR),
-		Description: strp(r.Description), Tags: tagSet(tags),
+		IPProtocol: r.Protocol, FromPort: int32(r.FromPort), ToPort: int32(r.ToPort), CidrIPv4: optStr(r.CIDR),
+		Description: optStr(r.Description), Tags: tagSet(tags),
 		SecurityGroupRuleArn: ec2ARN(c, g.AccountID, "security-group-rule/"+r.ID)}
 	if r.GroupID != "" {
 		out.ReferencedGroupInfo = &ReferencedGroupInfo{GroupID: r.GroupID, UserID: g.AccountID}
@@ -324,7 +324,7 @@ func (s *Server) authorizeEgress(ctx context.Context, c *Call, in *SGPermissions
 }
 
 func (s *Server) authorize(ctx context.Context, c *Call, in *SGPermissionsInput, egress bool) (*AuthorizeSGOutput, error) {
-	nf, err := s.network()
+	nf, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -371,7 +371,7 @@ func (s *Server) revokeEgress(ctx context.Context, c *Call, in *SGPermissionsInp
 }
 
 func (s *Server) revoke(ctx context.Context, c *Call, in *SGPermissionsInput, egress bool) (*RevokeSGOutput, error) {
-	nf, err := s.network()
+	nf, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -392,8 +392,8 @@ func (s *Server) revoke(ctx context.Context, c *Call, in *SGPermissionsInput, eg
 	for _, r := range res.Revoked {
 		out.RevokedSecurityGroupRules = append(out.RevokedSecurityGroupRules, RevokedSecurityGroupRule{
 			SecurityGroupRuleID: r.ID, GroupID: g.ID, IsEgress: egress, IPProtocol: r.Protocol,
-			FromPort: int32(r.FromPort), ToPort: int32(r.ToPort), CidrIPv4: strp(r.CIDR),
-			ReferencedGroupID: strp(r.GroupID), Description: strp(r.Description)})
+			FromPort: int32(r.FromPort), ToPort: int32(r.ToPort), CidrIPv4: optStr(r.CIDR),
+			ReferencedGroupID: optStr(r.GroupID), Description: optStr(r.Description)})
 		if s.opts.Tags != nil {
 			if err := s.opts.Tags.Forget(ctx, acct, r.ID); err != nil {
 				return nil, err
@@ -441,11 +441,11 @@ func groupPermissions(acct string, rules []netfab.SGRule) []IPPermission {
 			out = append(out, p)
 		}
 		if r.CIDR != "" {
-			out[i].IPRanges = append(out[i].IPRanges, IPRange{CidrIP: r.CIDR, Description: strp(r.Description)})
+			out[i].IPRanges = append(out[i].IPRanges, IPRange{CidrIP: r.CIDR, Description: optStr(r.Description)})
 		}
 		if r.GroupID != "" {
 			gid, uid := r.GroupID, acct
-			out[i].UserIDGroupPairs = append(out[i].UserIDGroupPairs, UserIDGroupPair{GroupID: &gid, UserID: &uid, Description: strp(r.Description)})
+			out[i].UserIDGroupPairs = append(out[i].UserIDGroupPairs, UserIDGroupPair{GroupID: &gid, UserID: &uid, Description: optStr(r.Description)})
 		}
 	}
 	return out
@@ -518,9 +518,9 @@ var sgFilters = func() filterFields[sgWithTags] {
 	return f
 }()
 
-// page cuts a sorted list at NextToken (the last ID of the previous page)
+// pageByID cuts a sorted list at NextToken (the last ID of the previous page)
 // and MaxResults (min..1000), returning the next token.
-func page[T any](items []T, idOf func(T) string, maxResults *int32, nextToken *string, minResults int32) ([]T, *string, error) {
+func pageByID[T any](items []T, idOf func(T) string, maxResults *int32, nextToken *string, minResults int32) ([]T, *string, error) {
 	if nextToken != nil && *nextToken != "" {
 		i := sort.Search(len(items), func(i int) bool { return idOf(items[i]) > *nextToken })
 		items = items[i:]
@@ -540,7 +540,7 @@ func page[T any](items []T, idOf func(T) string, maxResults *int32, nextToken *s
 }
 
 func (s *Server) describeSecurityGroups(ctx context.Context, c *Call, in *DescribeSecurityGroupsInput) (*DescribeSecurityGroupsOutput, error) {
-	nf, err := s.network()
+	nf, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -584,7 +584,7 @@ func (s *Server) describeSecurityGroups(ctx context.Context, c *Call, in *Descri
 	if err != nil {
 		return nil, err
 	}
-	items, next, err := page(items, func(g sgWithTags) string { return g.ID }, in.MaxResults, in.NextToken, 5)
+	items, next, err := pageByID(items, func(g sgWithTags) string { return g.ID }, in.MaxResults, in.NextToken, 5)
 	if err != nil {
 		return nil, err
 	}
@@ -626,7 +626,7 @@ var sgRuleFilters = filterFields[ruleWithTags]{
 }
 
 func (s *Server) describeSecurityGroupRules(ctx context.Context, c *Call, in *DescribeSecurityGroupRulesInput) (*DescribeSecurityGroupRulesOutput, error) {
-	nf, err := s.network()
+	nf, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -661,7 +661,7 @@ func (s *Server) describeSecurityGroupRules(ctx context.Context, c *Call, in *De
 	if err != nil {
 		return nil, err
 	}
-	items, next, err := page(items, func(r ruleWithTags) string { return r.rule.ID }, in.MaxResults, in.NextToken, 5)
+	items, next, err := pageByID(items, func(r ruleWithTags) string { return r.rule.ID }, in.MaxResults, in.NextToken, 5)
 	if err != nil {
 		return nil, err
 	}
@@ -697,7 +697,7 @@ type SecurityGroupRuleRequest struct {
 }
 
 func (s *Server) modifySecurityGroupRules(ctx context.Context, c *Call, in *ModifySecurityGroupRulesInput) (*ReturnOutput, error) {
-	nf, err := s.network()
+	nf, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -721,7 +721,7 @@ func (s *Server) modifySecurityGroupRules(ctx context.Context, c *Call, in *Modi
 			peers = append(peers, netfab.Peer{GroupID: r.ReferencedGroupID, Description: r.Description})
 		}
 		ups = append(ups, netfab.RuleUpdate{RuleID: u.SecurityGroupRuleID,
-			Rule: netfab.Permission{Protocol: r.IPProtocol, FromPort: i32p(r.FromPort), ToPort: i32p(r.ToPort), Peers: peers}})
+			Rule: netfab.Permission{Protocol: r.IPProtocol, FromPort: optInt(r.FromPort), ToPort: optInt(r.ToPort), Peers: peers}})
 	}
 	if err := nf.ModifySecurityGroupRules(ctx, c.Principal.AccountID, in.GroupID, ups); err != nil {
 		return nil, err
@@ -729,13 +729,13 @@ func (s *Server) modifySecurityGroupRules(ctx context.Context, c *Call, in *Modi
 	return &ReturnOutput{Return: true}, nil
 }
 
-// AttributeValue is an EC2 string attribute (Description.Value).
-type AttributeValue struct {
+// ENIStringAttribute is an EC2 string attribute (Description.Value).
+type ENIStringAttribute struct {
 	Value *string `locationName:"value"`
 }
 
-// AttributeBooleanValue is an EC2 boolean attribute (SourceDestCheck.Value).
-type AttributeBooleanValue struct {
+// ENIBoolAttribute is an EC2 boolean attribute (SourceDestCheck.Value).
+type ENIBoolAttribute struct {
 	Value *bool `locationName:"value"`
 }
 
@@ -744,14 +744,14 @@ type AttributeBooleanValue struct {
 // SourceDestCheck and the security groups; the other attributes are
 // refused by name.
 type ModifyNetworkInterfaceAttributeInput struct {
-	NetworkInterfaceID       string                 `locationName:"networkInterfaceId" required:"true"`
-	Description              *AttributeValue        `locationName:"description"`
-	SourceDestCheck          *AttributeBooleanValue `locationName:"sourceDestCheck"`
-	Groups                   []string               `locationName:"SecurityGroupId" locationNameList:"SecurityGroupId"`
-	AttachmentChanges        *AttachmentChanges     `locationName:"attachment"`
-	EnablePrimaryIPv6        *bool                  `locationName:"EnablePrimaryIpv6"`
-	AssociatePublicIPAddress *bool                  `locationName:"AssociatePublicIpAddress"`
-	AssociatedSubnetIDs      []string               `locationName:"AssociatedSubnetId" locationNameList:"AssociatedSubnetId"`
+	NetworkInterfaceID       string              `locationName:"networkInterfaceId" required:"true"`
+	Description              *ENIStringAttribute `locationName:"description"`
+	SourceDestCheck          *ENIBoolAttribute   `locationName:"sourceDestCheck"`
+	Groups                   []string            `locationName:"SecurityGroupId" locationNameList:"SecurityGroupId"`
+	AttachmentChanges        *AttachmentChanges  `locationName:"attachment"`
+	EnablePrimaryIPv6        *bool               `locationName:"EnablePrimaryIpv6"`
+	AssociatePublicIPAddress *bool               `locationName:"AssociatePublicIpAddress"`
+	AssociatedSubnetIDs      []string            `locationName:"AssociatedSubnetId" locationNameList:"AssociatedSubnetId"`
 }
 
 // AttachmentChanges is ModifyNetworkInterfaceAttribute's Attachment
@@ -764,7 +764,7 @@ type AttachmentChanges struct {
 }
 
 func (s *Server) modifyNetworkInterfaceAttribute(ctx context.Context, c *Call, in *ModifyNetworkInterfaceAttributeInput) (*ReturnOutput, error) {
-	nf, err := s.network()
+	nf, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -773,7 +773,7 @@ func (s *Server) modifyNetworkInterfaceAttribute(ctx context.Context, c *Call, i
 	}
 	ch := netfab.ENIChange{Groups: in.Groups}
 	if in.Description != nil {
-		v := strv(in.Description.Value)
+		v := strOr(in.Description.Value)
 		ch.Description = &v
 	}
 	if in.SourceDestCheck != nil {

@@ -166,12 +166,12 @@ func toACLRule(r ACLEntryRequest) (ACLRule, error) {
 		return ACLRule{}, errdefs.InvalidParameter("InvalidParameterValue", "Invalid value '%s' for ruleAction: use allow or deny", r.RuleAction)
 	}
 	if r.IPv6CIDR != "" {
-		return ACLRule{}, ipv6Unsupported("Ipv6CidrBlock")
+		return ACLRule{}, noIPv6("Ipv6CidrBlock")
 	}
 	if r.CIDR == "" {
 		return ACLRule{}, errdefs.New(errdefs.ClassMissingParameter, "MissingParameter", "The request must contain the parameter cidrBlock")
 	}
-	cidr, err := normCIDR("cidrBlock", r.CIDR)
+	cidr, err := ruleCIDR("cidrBlock", r.CIDR)
 	if err != nil {
 		return ACLRule{}, err
 	}
@@ -243,7 +243,7 @@ func (f *Fabric) CreateNetworkACLEntry(ctx context.Context, acct, aclID string, 
 	}
 	return f.modifyACL(ctx, acct, aclID, func(a *NetworkACL) error {
 		if findEntry(a, e.RuleNumber, e.Egress) >= 0 {
-			return errdefs.AlreadyExists("NetworkAclEntryAlreadyExists", "The network acl entry identified by %d already exists in the %s entries of %s; use ReplaceNetworkAclEntry", e.RuleNumber, direction(e.Egress), a.ID)
+			return errdefs.AlreadyExists("NetworkAclEntryAlreadyExists", "The network acl entry identified by %d already exists in the %s entries of %s; use ReplaceNetworkAclEntry", e.RuleNumber, ruleDirection(e.Egress), a.ID)
 		}
 		n := 0
 		for _, x := range a.Entries {
@@ -252,7 +252,7 @@ func (f *Fabric) CreateNetworkACLEntry(ctx context.Context, acct, aclID string, 
 			}
 		}
 		if n >= MaxACLEntries {
-			return errdefs.LimitExceeded("NetworkAclEntryLimitExceeded", "network ACL %s already has %d %s entries, the limit", a.ID, n, direction(e.Egress))
+			return errdefs.LimitExceeded("NetworkAclEntryLimitExceeded", "network ACL %s already has %d %s entries, the limit", a.ID, n, ruleDirection(e.Egress))
 		}
 		a.Entries = append(a.Entries, e)
 		return nil
@@ -268,7 +268,7 @@ func (f *Fabric) ReplaceNetworkACLEntry(ctx context.Context, acct, aclID string,
 	return f.modifyACL(ctx, acct, aclID, func(a *NetworkACL) error {
 		i := findEntry(a, e.RuleNumber, e.Egress)
 		if i < 0 {
-			return errdefs.NotFound("InvalidNetworkAclEntry.NotFound", "The network acl entry identified by %d does not exist in the %s entries of %s", e.RuleNumber, direction(e.Egress), a.ID)
+			return errdefs.NotFound("InvalidNetworkAclEntry.NotFound", "The network acl entry identified by %d does not exist in the %s entries of %s", e.RuleNumber, ruleDirection(e.Egress), a.ID)
 		}
 		a.Entries[i] = e
 		return nil
@@ -283,7 +283,7 @@ func (f *Fabric) DeleteNetworkACLEntry(ctx context.Context, acct, aclID string, 
 	return f.modifyACL(ctx, acct, aclID, func(a *NetworkACL) error {
 		i := findEntry(a, ruleNumber, egress)
 		if i < 0 {
-			return errdefs.NotFound("InvalidNetworkAclEntry.NotFound", "The network acl entry identified by %d does not exist in the %s entries of %s", ruleNumber, direction(egress), a.ID)
+			return errdefs.NotFound("InvalidNetworkAclEntry.NotFound", "The network acl entry identified by %d does not exist in the %s entries of %s", ruleNumber, ruleDirection(egress), a.ID)
 		}
 		a.Entries = append(a.Entries[:i], a.Entries[i+1:]...)
 		return nil

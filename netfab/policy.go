@@ -12,11 +12,11 @@ import (
 // (netfab/nft.Policy). They are pure: the integrator's sync loads the
 // records and hands the result to nft.
 
-// protoNumber maps a stored protocol ("-1", "tcp", "udp", "icmp",
+// nftProto maps a stored protocol ("-1", "tcp", "udp", "icmp",
 // "icmpv6" or a decimal number) to nft's: nft.ProtoAll or an IP protocol
 // number. An unparsable value (never stored by the API) matches nothing
 // rather than everything: -2 is no protocol, which fails closed.
-func protoNumber(p string) int {
+func nftProto(p string) int {
 	switch p {
 	case "-1", "all", "":
 		return nft.ProtoAll
@@ -76,7 +76,7 @@ func nftRules(rules []SGRule) []nft.Rule {
 	out := []nft.Rule{}
 	at := map[key]int{}
 	for _, r := range rules {
-		p := protoNumber(r.Protocol)
+		p := nftProto(r.Protocol)
 		if p == -2 {
 			continue
 		}
@@ -122,7 +122,7 @@ func nftRules(rules []SGRule) []nft.Rule {
 func nftACL(acl NetworkACL) (in, out []nft.ACLEntry) {
 	in, out = []nft.ACLEntry{}, []nft.ACLEntry{}
 	for _, e := range acl.Entries {
-		p := protoNumber(e.Protocol)
+		p := nftProto(e.Protocol)
 		cidr, err := netip.ParsePrefix(e.CIDR)
 		if p == -2 || err != nil {
 			if e.RuleAction == "allow" {

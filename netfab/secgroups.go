@@ -101,7 +101,7 @@ func (f *Fabric) findSG(ctx context.Context, acct, id, name string) (sgLoaded, e
 	case id != "":
 		return f.loadSG(ctx, acct, id)
 	case name != "":
-		vpc, err := f.defaultVPCRecord(ctx, acct)
+		vpc, err := f.sgDefaultVPC(ctx, acct)
 		if err != nil {
 			return sgLoaded{}, err
 		}
@@ -114,8 +114,8 @@ func (f *Fabric) findSG(ctx context.Context, acct, id, name string) (sgLoaded, e
 	return sgLoaded{}, errdefs.New(errdefs.ClassMissingParameter, "MissingParameter", "The request must contain the parameter GroupId or GroupName")
 }
 
-// defaultVPCRecord is the account's default VPC, created if missing.
-func (f *Fabric) defaultVPCRecord(ctx context.Context, acct string) (VPC, error) {
+// sgDefaultVPC is the account's default VPC, created if missing.
+func (f *Fabric) sgDefaultVPC(ctx context.Context, acct string) (VPC, error) {
 	var idx defaultVPCIndex
 	if _, err := f.st.Get(ctx, defaultKey(acct), &idx); err == nil {
 		v, _, err := f.loadVPC(ctx, acct, idx.VPCID)
@@ -195,7 +195,7 @@ func (f *Fabric) CreateSecurityGroup(ctx context.Context, r SGRequest) (Security
 	var vpc VPC
 	var err error
 	if r.VPCID == "" {
-		vpc, err = f.defaultVPCRecord(ctx, r.AccountID)
+		vpc, err = f.sgDefaultVPC(ctx, r.AccountID)
 	} else {
 		vpc, _, err = f.loadVPC(ctx, r.AccountID, r.VPCID)
 		if err == nil && vpc.DefaultSecurityGroupID == "" {
@@ -325,8 +325,8 @@ func normPorts(proto string, from, to *int) (int, int, error) {
 	return -1, -1, nil
 }
 
-// normCIDR checks an IPv4 CIDR and returns it in canonical form.
-func normCIDR(param, s string) (string, error) {
+// ruleCIDR checks an IPv4 CIDR and returns it in canonical form.
+func ruleCIDR(param, s string) (string, error) {
 	p, err := netip.ParsePrefix(strings.TrimSpace(s))
 	if err != nil || !p.Addr().Is4() {
 		return "", errdefs.InvalidParameter("InvalidParameterValue", "Value (%s) for parameter %s is invalid: give an IPv4 CIDR such as 10.0.0.0/16", s, param)
@@ -334,8 +334,8 @@ func normCIDR(param, s string) (string, error) {
 	return p.Masked().String(), nil
 }
 
-// ipv6Unsupported is the answer to any IPv6 range: labcloud VPCs are IPv4.
-func ipv6Unsupported(what string) error {
+// noIPv6 is the answer to any IPv6 range: labcloud VPCs are IPv4.
+func noIPv6(what string) error {
 	return errdefs.InvalidParameter("InvalidParameterValue", "IPv6 is not supported in labcloud VPCs: remove %s (labcloud VPCs have no IPv6 CIDR)", what)
 }
 
@@ -367,9 +367,9 @@ func (f *Fabric) toRules(ctx context.Context, g sgLoaded, perms []Permission) ([
 			}
 			switch {
 			case peer.IPv6CIDR != "":
-				return nil, nil, ipv6Unsupported("Ipv6Ranges")
+				return nil, nil, noIPv6("Ipv6Ranges")
 			case peer.CIDR != "":
-				if r.CIDR, err = normCIDR("CidrIp", peer.CIDR); err != nil {
+				if r.CIDR, err = ruleCIDR("CidrIp", peer.CIDR); err != nil {
 					return nil, nil, err
 				}
 			case peer.GroupID != "" || peer.GroupName != "":
@@ -535,7 +535,7 @@ func (f *Fabric) RevokeSecurityGroup(ctx context.Context, acct, groupID string, 
 				}
 			}
 			if !found {
-				return RevokeResult{}, errdefs.NotFound("InvalidSecurityGroupRuleId.NotFound", "The security group rule ID '%s' does not exist in the %s rules of %s", id, direction(egress), g.ID)
+				return RevokeResult{}, errdefs.NotFound("InvalidSecurityGroupRuleId.NotFound", "The security group rule ID '%s' does not exist in the %s rules of %s", id, ruleDirection(egress), g.ID)
 			}
 		}
 		for _, w := range want {
@@ -560,7 +560,7 @@ func (f *Fabric) RevokeSecurityGroup(ctx context.Context, acct, groupID string, 
 			}
 			if !vpc.IsDefault {
 				return RevokeResult{}, errdefs.NotFound("InvalidPermission.NotFound",
-					"The specified rule does not exist in this security group: \"%s\" is not among the %s rules of %s", describeRule(res.Unknown[0]), direction(egress), g.ID)
+					"The specified rule does not exist in this security group: \"%s\" is not among the %s rules of %s", describeRule(res.Unknown[0]), ruleDirection(egress), g.ID)
 			}
 		}
 		if len(drop) == 0 {
@@ -583,7 +583,7 @@ func (f *Fabric) RevokeSecurityGroup(ctx context.Context, acct, groupID string, 
 	}
 }
 
-func direction(egress bool) string {
+func ruleDirection(egress bool) string {
 	if egress {
 		return "outbound"
 	}
