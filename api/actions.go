@@ -48,6 +48,7 @@ func init() {
 	ec2IAMProfileTables(all)
 	oidcActionTable()
 	webIdentityActionTable()
+	vpcSecurityTables(all)
 
 	actionTable["sts:DecodeAuthorizationMessage"] = actionSpec{resources: all}
 	actionTable["sts:AssumeRole"] = actionSpec{

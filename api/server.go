@@ -116,6 +116,7 @@ func New(opts Options) *Server {
 	s.registerTags()
 	s.registerImages()
 	s.registerIAMProfiles()
+	s.registerSecurityGroups()
 	return s
 }
 

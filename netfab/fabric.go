@@ -82,6 +82,9 @@ type Subnet struct {
 // ENIRequest asks for a network interface in a subnet.
 type ENIRequest struct {
 	AccountID, SubnetID, InstanceID, Description string
+	// Groups are its security groups (1-5 of the subnet's VPC); none
+	// means the VPC's default group.
+	Groups []string
 }
 
 // ENI is an instance's network interface: a tap named Tap inside the VPC
@@ -480,11 +483,17 @@ func (f *Fabric) CreateENI(ctx context.Context, r ENIRequest) (ENI, error) {
 		if !ip.IsValid() {
 			return ENI{}, errdefs.New(errdefs.ClassLimitExceeded, "InsufficientFreeAddressesInSubnet", "subnet %s (%s) has no free address left; delete an interface or use another subnet", sn.ID, sn.CIDR)
 		}
+		// Validated on every try: the Txn compare-and-swaps the groups, so
+		// that none is deleted while the interface joins it.
+		groups, groupIDs, err := f.validateGroups(ctx, r.AccountID, vpc.ID, r.Groups)
+		if err != nil {
+			return ENI{}, err
+		}
 		e = ENI{
 			ID: newID("eni"), AccountID: r.AccountID, VPCID: vpc.ID, SubnetID: sn.ID,
 			AvailabilityZone: sn.AvailabilityZone, InstanceID: r.InstanceID, MAC: newMAC(),
 			PrivateIP: ip.String(), Namespace: vpc.Namespace, NetNSPath: filepath.Join(netnsDir, vpc.Namespace),
-			Description: r.Description,
+			Description: r.Description, Groups: groupIDs,
 		}
 		e.Tap = f.tapName(e.ID)
 		if clash, err := f.tapInUse(ctx, e); err != nil {
@@ -499,11 +508,14 @@ func (f *Fabric) CreateENI(ctx context.Context, r ENIRequest) (ENI, error) {
 		if r.InstanceID != "" {
 			ops = append(ops, store.OpCreate(instKey(r.AccountID, r.InstanceID), instIndex{ENIID: e.ID}))
 		}
+		for _, g := range groups {
+			ops = append(ops, store.OpCompareAndSwap(sgKey(r.AccountID, g.ID), g.SecurityGroup, g.rev))
+		}
 		_, err = f.st.Txn(ctx, ops...)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, store.ErrExists) || try > 8 {
+		if !(errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrConflict)) || try > 8 {
 			return ENI{}, fmt.Errorf("recording network interface in subnet %s: %w", sn.ID, err)
 		}
 	}
