@@ -35,12 +35,21 @@ type Options struct {
 	// Metadata tells the metadata service who a caller is.
 	Metadata MetadataSource
 	Logger   *slog.Logger
+	// PublicCIDR is the pool of public and Elastic IPs (an IPv4 prefix
+	// of /16 to /29), default 203.0.113.0/24. base+1 is the host end of
+	// the public bridge; addresses base+10 to broadcast-1 are handed
+	// out, so base+2..9 stay free for the host's own uses (an "internet"
+	// gateway in tests).
+	PublicCIDR netip.Prefix
 }
 
 // VPC is a virtual network: a network namespace acting as its router.
 type VPC struct {
 	ID, AccountID, CIDR, Namespace string
 	IsDefault                      bool
+	// InstanceTenancy is "default" or "dedicated" (recorded only: all
+	// instances of a lab host share it).
+	InstanceTenancy string `json:",omitempty"`
 	// The objects every VPC is born with (records.go).
 	MainRouteTableID, DefaultNetworkACLID, DefaultSecurityGroupID string `json:",omitempty"`
 	// EnableDNSSupport and EnableDNSHostnames are the VPC attributes of
@@ -65,6 +74,10 @@ type Subnet struct {
 // ENIRequest asks for a network interface in a subnet.
 type ENIRequest struct {
 	AccountID, SubnetID, InstanceID, Description string
+	// AssociatePublicIP asks for an auto-assigned public IP from the
+	// pool; nil follows the subnet's MapPublicIpOnLaunch, as
+	// RunInstances' AssociatePublicIpAddress does.
+	AssociatePublicIP *bool
 }
 
 // ENI is an instance's network interface: a tap named Tap inside the VPC
@@ -82,6 +95,9 @@ type ENI struct {
 	EIPAllocationID string `json:",omitempty"`
 	// SourceDestCheck is true unless turned off (NAT instances).
 	NoSourceDestCheck bool `json:",omitempty"`
+	// InterfaceType is "" for an instance's interface and "nat_gateway"
+	// for a NAT gateway's address, which has no tap.
+	InterfaceType string `json:",omitempty"`
 }
 
 // subnetRecord is a Subnet as stored, with its owner.
@@ -108,6 +124,7 @@ type Fabric struct {
 	md     MetadataSource
 	log    *slog.Logger
 	key    []byte
+	pub    netip.Prefix
 
 	// kmu serialises changes to kernel objects (namespaces, links), so
 	// that two calls never race to create or remove the same one.
@@ -147,13 +164,19 @@ func New(ctx context.Context, o Options) (*Fabric, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if !o.PublicCIDR.IsValid() {
+		o.PublicCIDR = netip.MustParsePrefix("203.0.113.0/24")
+	}
+	if !o.PublicCIDR.Addr().Is4() || o.PublicCIDR.Bits() < 16 || o.PublicCIDR.Bits() > 29 {
+		return nil, fmt.Errorf("netfab: PublicCIDR %s must be an IPv4 prefix of /16 to /29", o.PublicCIDR)
+	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
 	return &Fabric{
 		st: o.Store, zones: o.Zones, region: regionOf(o.Zones[0]), prefix: o.NamePrefix,
-		md: o.Metadata, log: o.Logger.With("component", "netfab"), key: key,
+		md: o.Metadata, log: o.Logger.With("component", "netfab"), key: key, pub: o.PublicCIDR.Masked(),
 		vpcs: map[string]*vpcRuntime{},
 	}, nil
 }
@@ -456,10 +479,19 @@ func (f *Fabric) CreateENI(ctx context.Context, r ENIRequest) (ENI, error) {
 		} else if clash {
 			continue // 8 hex digits of the ID collided: draw another
 		}
-		ops := []store.Op{
+		var ops []store.Op
+		if wantPublic := sn.MapPublicIPOnLaunch; r.AssociatePublicIP != nil && *r.AssociatePublicIP || r.AssociatePublicIP == nil && wantPublic {
+			pip, err := f.freePublicIP(ctx)
+			if err != nil {
+				return ENI{}, err
+			}
+			e.PublicIP = pip
+			ops = append(ops, store.OpCreate(publicIPKey(pip), publicIPIndex{AccountID: r.AccountID, ENIID: e.ID}))
+		}
+		ops = append(ops,
 			store.OpCreate(ipKey(vpc.ID, e.PrivateIP), ipIndex{AccountID: r.AccountID, ENIID: e.ID}),
 			store.OpCreate(eniKey(r.AccountID, e.ID), e),
-		}
+		)
 		if r.InstanceID != "" {
 			ops = append(ops, store.OpCreate(instKey(r.AccountID, r.InstanceID), instIndex{ENIID: e.ID}))
 		}
@@ -534,6 +566,9 @@ func (f *Fabric) deleteRecords(ctx context.Context, e ENI) error {
 	if e.InstanceID != "" {
 		keys = append(keys, instKey(e.AccountID, e.InstanceID))
 	}
+	if e.PublicIP != "" {
+		keys = append(keys, publicIPKey(e.PublicIP))
+	}
 	var ops []store.Op
 	for _, k := range keys {
 		ops = append(ops, store.OpDelete(k))
@@ -573,10 +608,20 @@ func (f *Fabric) DeleteENI(ctx context.Context, accountID, eniID string) error {
 		}
 		return err
 	}
+	if e.EIPAllocationID != "" {
+		// AWS disassociates (never releases) an Elastic IP when its
+		// interface goes away.
+		if err := f.disassociateEIP(ctx, e.AccountID, e.EIPAllocationID); err != nil {
+			return fmt.Errorf("disassociating the Elastic IP of %s: %w", eniID, err)
+		}
+		if _, err := f.st.Get(ctx, eniKey(accountID, eniID), &e); err != nil {
+			return err
+		}
+	}
 	f.removeLease(e)
 	f.kmu.Lock()
 	var err error
-	if netnsExists(e.Namespace) {
+	if netnsExists(e.Namespace) && e.Tap != "" {
 		err = inNamespace(e.Namespace, func() error { return deleteLink(e.Tap) })
 	}
 	f.kmu.Unlock()
@@ -641,6 +686,9 @@ func (f *Fabric) Reconcile(ctx context.Context) error {
 		err := inNamespace(vpc.Namespace, func() error {
 			var errs []error
 			for _, e := range mine {
+				if e.Tap == "" {
+					continue // a NAT gateway's address: no tap
+				}
 				if err := ensureTap(e.Tap, bridgeOf[e.SubnetID]); err != nil {
 					errs = append(errs, err)
 				}
@@ -664,7 +712,9 @@ func (f *Fabric) Reconcile(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("reconciling VPC %s: %w", vpc.ID, err))
 		}
 		for _, e := range mine {
-			f.addLease(e)
+			if e.Tap != "" {
+				f.addLease(e)
+			}
 		}
 	}
 	names, err := listNetns(f.prefix + "-")
