@@ -113,6 +113,7 @@ func New(opts Options) *Server {
 	s.registerKeyPairs()
 	s.registerTags()
 	s.registerImages()
+	s.registerVPCs()
 	return s
 }
 
