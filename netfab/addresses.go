@@ -48,6 +48,10 @@ func eipNotFound(id string) error {
 // AllocateAddress takes an Elastic IP from the pool (5 per account).
 func (f *Fabric) AllocateAddress(ctx context.Context, acct string) (Address, error) {
 	for try := 0; ; try++ {
+		guard, err := f.quotaGuard(ctx, "eip", acct)
+		if err != nil {
+			return Address{}, err
+		}
 		all, err := f.ListAddresses(ctx, acct)
 		if err != nil {
 			return Address{}, err
@@ -60,9 +64,9 @@ func (f *Fabric) AllocateAddress(ctx context.Context, acct string) (Address, err
 			return Address{}, err
 		}
 		a := Address{AllocationID: newID("eipalloc"), AccountID: acct, PublicIP: ip}
-		_, err = f.st.Txn(ctx, store.OpCreate(publicIPKey(ip), publicIPIndex{AccountID: acct, AllocationID: a.AllocationID}),
+		_, err = f.st.Txn(ctx, guard, store.OpCreate(publicIPKey(ip), publicIPIndex{AccountID: acct, AllocationID: a.AllocationID}),
 			store.OpCreate(eipKey(acct, a.AllocationID), a))
-		if errors.Is(err, store.ErrExists) && try < 16 {
+		if (errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrConflict)) && try < 32 {
 			continue
 		}
 		if err != nil {

@@ -78,21 +78,32 @@ func (f *Fabric) CreateVPC(ctx context.Context, in CreateVPCInput) (VPC, error) 
 	default:
 		return VPC{}, errdefs.InvalidParameter("InvalidParameterValue", "Value (%s) for parameter instanceTenancy is invalid: use default or dedicated.", in.InstanceTenancy)
 	}
-	vpcs, err := f.ListVPCs(ctx, in.AccountID)
-	if err != nil {
-		return VPC{}, err
-	}
-	if len(vpcs) >= MaxVPCsPerAccount {
-		return VPC{}, errdefs.LimitExceeded("VpcLimitExceeded", "The maximum number of VPCs has been reached (%d per region, the default VPC included); delete a VPC first.", MaxVPCsPerAccount)
-	}
-	vpc := VPC{ID: newID("vpc"), AccountID: in.AccountID, CIDR: p.String(), InstanceTenancy: in.InstanceTenancy,
-		EnableDNSSupport: true}
-	vpc.Namespace = f.nsName(vpc.ID)
-	d, ops := newVPCDefaults(in.AccountID, vpc.ID, false)
-	vpc.MainRouteTableID, vpc.DefaultNetworkACLID, vpc.DefaultSecurityGroupID = d.RouteTable.ID, d.NetworkACL.ID, d.SecurityGroup.ID
-	ops = append(ops, store.OpCreate(vpcKey(in.AccountID, vpc.ID), vpc))
-	if _, err := f.st.Txn(ctx, ops...); err != nil {
-		return VPC{}, fmt.Errorf("recording VPC %s: %w", vpc.ID, err)
+	var vpc VPC
+	for try := 0; ; try++ {
+		guard, err := f.quotaGuard(ctx, "vpc", in.AccountID)
+		if err != nil {
+			return VPC{}, err
+		}
+		vpcs, err := f.ListVPCs(ctx, in.AccountID)
+		if err != nil {
+			return VPC{}, err
+		}
+		if len(vpcs) >= MaxVPCsPerAccount {
+			return VPC{}, errdefs.LimitExceeded("VpcLimitExceeded", "The maximum number of VPCs has been reached (%d per region, the default VPC included); delete a VPC first.", MaxVPCsPerAccount)
+		}
+		vpc = VPC{ID: newID("vpc"), AccountID: in.AccountID, CIDR: p.String(), InstanceTenancy: in.InstanceTenancy,
+			EnableDNSSupport: true}
+		vpc.Namespace = f.nsName(vpc.ID)
+		d, ops := newVPCDefaults(in.AccountID, vpc.ID, false)
+		vpc.MainRouteTableID, vpc.DefaultNetworkACLID, vpc.DefaultSecurityGroupID = d.RouteTable.ID, d.NetworkACL.ID, d.SecurityGroup.ID
+		ops = append(ops, guard, store.OpCreate(vpcKey(in.AccountID, vpc.ID), vpc))
+		_, err = f.st.Txn(ctx, ops...)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrConflict) || try > 16 {
+			return VPC{}, fmt.Errorf("recording VPC %s: %w", vpc.ID, err)
+		}
 	}
 	f.log.Info("created VPC", "account", in.AccountID, "vpc", vpc.ID, "cidr", vpc.CIDR)
 	if err := f.changed(ctx, in.AccountID, vpc.ID); err != nil {
@@ -345,4 +356,25 @@ func removeDashes(s string) string {
 		}
 	}
 	return string(out)
+}
+
+// quotaSeq is the value at quota-seq/<kind>/<acct>: a counter that no
+// record reads, bumped (compare-and-swap) in the transaction of every
+// create an account quota counts. Two concurrent creates that both
+// counted room for one more thus conflict, and the loser counts again:
+// the quota holds under concurrency without a lock.
+type quotaSeq struct{ N int64 }
+
+func quotaSeqKey(kind, acct string) string { return "quota-seq/" + kind + "/" + acct }
+
+// quotaGuard reads the counter (call it before counting) and returns the
+// op that bumps it.
+func (f *Fabric) quotaGuard(ctx context.Context, kind, acct string) (store.Op, error) {
+	var q quotaSeq
+	rev, err := f.st.Get(ctx, quotaSeqKey(kind, acct), &q)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.Op{}, err
+	}
+	q.N++
+	return store.OpCompareAndSwap(quotaSeqKey(kind, acct), q, rev), nil
 }

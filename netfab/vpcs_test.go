@@ -119,9 +119,24 @@ func TestVPCCreateValidateLimitDelete(t *testing.T) {
 	// The limit counts the default VPC: default + 4 = 5, the 6th fails.
 	def, err := f.EnsureDefaultVPC(ctx, testAcct)
 	mustOK(t, "EnsureDefaultVPC", err)
-	for i := 1; i <= 3; i++ {
-		_, err := f.CreateVPC(ctx, CreateVPCInput{AccountID: testAcct, CIDR: "10." + string(rune('0'+i)) + ".0.0/16"})
-		mustOK(t, "CreateVPC", err)
+	// Six concurrent creates for the three places left: three succeed.
+	errs := make(chan error, 6)
+	for range 6 {
+		go func() {
+			_, err := f.CreateVPC(ctx, CreateVPCInput{AccountID: testAcct, CIDR: "10.1.0.0/16"})
+			errs <- err
+		}()
+	}
+	created := 0
+	for range 6 {
+		if err := <-errs; err == nil {
+			created++
+		} else {
+			wantCode(t, "concurrent CreateVPC over the quota", err, "VpcLimitExceeded")
+		}
+	}
+	if created != 3 {
+		t.Fatalf("%d of 6 concurrent CreateVPC succeeded with 3 places left", created)
 	}
 	_, err = f.CreateVPC(ctx, CreateVPCInput{AccountID: testAcct, CIDR: "10.9.0.0/16"})
 	wantCode(t, "6th VPC", err, "VpcLimitExceeded")
