@@ -33,9 +33,9 @@ func TestVPCWithTheAWSCLI(t *testing.T) {
 	var vpc struct {
 		Vpc struct {
 			VpcId, CidrBlock, State, DhcpOptionsId, InstanceTenancy string
-			IsDefault                                              bool
-			CidrBlockAssociationSet                                []struct{ CidrBlock string }
-			Tags                                                   []struct{ Key, Value string }
+			IsDefault                                               bool
+			CidrBlockAssociationSet                                 []struct{ CidrBlock string }
+			Tags                                                    []struct{ Key, Value string }
 		}
 	}
 	e.ok(&vpc, p, "ec2", "create-vpc", "--cidr-block", "10.0.0.0/16",
@@ -62,8 +62,8 @@ func TestVPCWithTheAWSCLI(t *testing.T) {
 
 	type subnetJSON struct {
 		SubnetId, CidrBlock, AvailabilityZone, VpcId string
-		AvailableIpAddressCount                     int
-		MapPublicIpOnLaunch                         bool
+		AvailableIpAddressCount                      int
+		MapPublicIpOnLaunch                          bool
 	}
 	var sn struct{ Subnet subnetJSON }
 	e.ok(&sn, p, "ec2", "create-subnet", "--vpc-id", v.VpcId, "--cidr-block", "10.0.0.0/28", "--availability-zone", "lab-1a")
@@ -85,7 +85,9 @@ func TestVPCWithTheAWSCLI(t *testing.T) {
 	e.fails("DependencyViolation", p, "ec2", "delete-vpc", "--vpc-id", v.VpcId)
 
 	// Internet gateway.
-	var igw struct{ InternetGateway struct{ InternetGatewayId string } }
+	var igw struct {
+		InternetGateway struct{ InternetGatewayId string }
+	}
 	e.ok(&igw, p, "ec2", "create-internet-gateway")
 	igwID := igw.InternetGateway.InternetGatewayId
 	e.ok(nil, p, "ec2", "attach-internet-gateway", "--internet-gateway-id", igwID, "--vpc-id", v.VpcId)
@@ -136,7 +138,9 @@ func TestVPCWithTheAWSCLI(t *testing.T) {
 		allocs = append(allocs, a.AllocationId)
 	}
 	e.fails("AddressLimitExceeded", p, "ec2", "allocate-address", "--domain", "vpc")
-	var addrs struct{ Addresses []struct{ AllocationId, PublicIp string } }
+	var addrs struct {
+		Addresses []struct{ AllocationId, PublicIp string }
+	}
 	e.ok(&addrs, p, "ec2", "describe-addresses")
 	if len(addrs.Addresses) != 5 {
 		t.Fatalf("describe-addresses: %+v", addrs)
@@ -161,7 +165,9 @@ func TestVPCWithTheAWSCLI(t *testing.T) {
 	e.ok(nil, p, "ec2", "create-route", "--route-table-id", rt2.RouteTable.RouteTableId, "--destination-cidr-block", "0.0.0.0/0", "--nat-gateway-id", n.NatGatewayId)
 	var assoc2 struct{ AssociationId string }
 	e.ok(&assoc2, p, "ec2", "associate-route-table", "--route-table-id", rt2.RouteTable.RouteTableId, "--subnet-id", priv)
-	var nats struct{ NatGateways []struct{ NatGatewayId, State string } }
+	var nats struct {
+		NatGateways []struct{ NatGatewayId, State string }
+	}
 	e.ok(&nats, p, "ec2", "describe-nat-gateways", "--filter", "Name=vpc-id,Values="+v.VpcId)
 	if len(nats.NatGateways) != 1 || nats.NatGateways[0].State != "available" {
 		t.Fatalf("describe-nat-gateways: %+v", nats)
