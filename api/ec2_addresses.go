@@ -40,7 +40,7 @@ type AllocateAddressOutput struct {
 }
 
 func (s *Server) allocateAddress(ctx context.Context, c *Call, in *AllocateAddressInput) (*AllocateAddressOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func (s *Server) allocateAddress(ctx context.Context, c *Call, in *AllocateAddre
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.specTagsFor(ctx, acct, a.AllocationID, in.TagSpecifications, "elastic-ip"); err != nil {
+	if _, err := s.vpcSpecTags(ctx, acct, a.AllocationID, in.TagSpecifications, "elastic-ip"); err != nil {
 		return nil, err
 	}
 	return &AllocateAddressOutput{AllocationID: a.AllocationID, PublicIP: a.PublicIP, Domain: "vpc", PublicIpv4Pool: "amazon",
@@ -94,24 +94,24 @@ type AddressItem struct {
 }
 
 var addressFilters = filterFields[netfab.Address]{
-	"allocation-id":        func(a netfab.Address) []string { return one(a.AllocationID) },
-	"association-id":       func(a netfab.Address) []string { return one(a.AssociationID) },
-	"instance-id":          func(a netfab.Address) []string { return one(a.InstanceID) },
-	"network-interface-id": func(a netfab.Address) []string { return one(a.NetworkInterfaceID) },
+	"allocation-id":        func(a netfab.Address) []string { return vpcOne(a.AllocationID) },
+	"association-id":       func(a netfab.Address) []string { return vpcOne(a.AssociationID) },
+	"instance-id":          func(a netfab.Address) []string { return vpcOne(a.InstanceID) },
+	"network-interface-id": func(a netfab.Address) []string { return vpcOne(a.NetworkInterfaceID) },
 	"network-interface-owner-id": func(a netfab.Address) []string {
 		if a.NetworkInterfaceID == "" {
 			return nil
 		}
-		return one(a.AccountID)
+		return vpcOne(a.AccountID)
 	},
-	"private-ip-address": func(a netfab.Address) []string { return one(a.PrivateIP) },
-	"public-ip":          func(a netfab.Address) []string { return one(a.PublicIP) },
-	"domain":             func(netfab.Address) []string { return one("vpc") },
-	"public-ipv4-pool":   func(netfab.Address) []string { return one("amazon") },
+	"private-ip-address": func(a netfab.Address) []string { return vpcOne(a.PrivateIP) },
+	"public-ip":          func(a netfab.Address) []string { return vpcOne(a.PublicIP) },
+	"domain":             func(netfab.Address) []string { return vpcOne("vpc") },
+	"public-ipv4-pool":   func(netfab.Address) []string { return vpcOne("amazon") },
 }
 
 func (s *Server) describeAddresses(ctx context.Context, c *Call, in *DescribeAddressesInput) (*DescribeAddressesOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func (s *Server) describeAddresses(ctx context.Context, c *Call, in *DescribeAdd
 	if err != nil {
 		return nil, err
 	}
-	page, _, err := describe(ctx, s, acct, list, func(a netfab.Address) string { return a.AllocationID }, in.AllocationIDs,
+	page, _, err := vpcDescribe(ctx, s, acct, list, func(a netfab.Address) string { return a.AllocationID }, in.AllocationIDs,
 		func(ids string) error {
 			return errdefs.NotFound("InvalidAllocationID.NotFound", "The allocation ID '%s' does not exist", ids)
 		}, in.Filters, addressFilters, nil, nil)
@@ -164,7 +164,7 @@ type AssociateAddressOutput struct {
 }
 
 func (s *Server) associateAddress(ctx context.Context, c *Call, in *AssociateAddressInput) (*AssociateAddressOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -187,15 +187,15 @@ type DisassociateAddressInput struct {
 	DryRun        *bool  `locationName:"dryRun"`
 }
 
-func (s *Server) disassociateAddress(ctx context.Context, c *Call, in *DisassociateAddressInput) (*EmptyOutput, error) {
-	f, err := s.network()
+func (s *Server) disassociateAddress(ctx context.Context, c *Call, in *DisassociateAddressInput) (*VpcEmptyOutput, error) {
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
 	if in.AssociationID == "" && in.PublicIP == "" {
 		return nil, errdefs.New(errdefs.ClassMissingParameter, "MissingParameter", "Either AssociationId or PublicIp must be given")
 	}
-	return &EmptyOutput{}, f.DisassociateAddress(ctx, c.Principal.AccountID, in.AssociationID, in.PublicIP)
+	return &VpcEmptyOutput{}, f.DisassociateAddress(ctx, c.Principal.AccountID, in.AssociationID, in.PublicIP)
 }
 
 // ReleaseAddressInput is the EC2 ReleaseAddress request.
@@ -206,8 +206,8 @@ type ReleaseAddressInput struct {
 	DryRun             *bool  `locationName:"dryRun"`
 }
 
-func (s *Server) releaseAddress(ctx context.Context, c *Call, in *ReleaseAddressInput) (*EmptyOutput, error) {
-	f, err := s.network()
+func (s *Server) releaseAddress(ctx context.Context, c *Call, in *ReleaseAddressInput) (*VpcEmptyOutput, error) {
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -219,9 +219,9 @@ func (s *Server) releaseAddress(ctx context.Context, c *Call, in *ReleaseAddress
 		return nil, err
 	}
 	if in.AllocationID != "" {
-		return &EmptyOutput{}, s.forgetTags(ctx, acct, in.AllocationID)
+		return &VpcEmptyOutput{}, s.vpcForgetTags(ctx, acct, in.AllocationID)
 	}
-	return &EmptyOutput{}, nil
+	return &VpcEmptyOutput{}, nil
 }
 
 // ---- NAT gateways ----
@@ -268,7 +268,7 @@ type NatGatewayAddrItem struct {
 	Status             string `locationName:"status"`
 }
 
-func natItem(n netfab.NatGateway, tg map[string]string) NatGatewayItem {
+func vpcNatItem(n netfab.NatGateway, tg map[string]string) NatGatewayItem {
 	it := NatGatewayItem{NatGatewayID: n.ID, SubnetID: n.SubnetID, VpcID: n.VPCID, State: n.State, ConnectivityType: "public",
 		FailureCode: n.FailureCode, FailureMessage: n.FailureMessage, Tags: tagSet(tg)}
 	if t, err := time.Parse(time.RFC3339, n.CreateTime); err == nil {
@@ -287,7 +287,7 @@ func natItem(n netfab.NatGateway, tg map[string]string) NatGatewayItem {
 }
 
 func (s *Server) createNatGateway(ctx context.Context, c *Call, in *CreateNatGatewayInput) (*CreateNatGatewayOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -303,11 +303,11 @@ func (s *Server) createNatGateway(ctx context.Context, c *Call, in *CreateNatGat
 	if err != nil {
 		return nil, err
 	}
-	tg, err := s.specTagsFor(ctx, acct, n.ID, in.TagSpecifications, "natgateway")
+	tg, err := s.vpcSpecTags(ctx, acct, n.ID, in.TagSpecifications, "natgateway")
 	if err != nil {
 		return nil, err
 	}
-	out := &CreateNatGatewayOutput{NatGateway: natItem(n, tg)}
+	out := &CreateNatGatewayOutput{NatGateway: vpcNatItem(n, tg)}
 	if in.ClientToken != "" {
 		out.ClientToken = &in.ClientToken
 	}
@@ -330,14 +330,14 @@ type DescribeNatGatewaysOutput struct {
 }
 
 var natFilters = filterFields[netfab.NatGateway]{
-	"nat-gateway-id": func(n netfab.NatGateway) []string { return one(n.ID) },
-	"state":          func(n netfab.NatGateway) []string { return one(n.State) },
-	"subnet-id":      func(n netfab.NatGateway) []string { return one(n.SubnetID) },
-	"vpc-id":         func(n netfab.NatGateway) []string { return one(n.VPCID) },
+	"nat-gateway-id": func(n netfab.NatGateway) []string { return vpcOne(n.ID) },
+	"state":          func(n netfab.NatGateway) []string { return vpcOne(n.State) },
+	"subnet-id":      func(n netfab.NatGateway) []string { return vpcOne(n.SubnetID) },
+	"vpc-id":         func(n netfab.NatGateway) []string { return vpcOne(n.VPCID) },
 }
 
 func (s *Server) describeNatGateways(ctx context.Context, c *Call, in *DescribeNatGatewaysInput) (*DescribeNatGatewaysOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +346,7 @@ func (s *Server) describeNatGateways(ctx context.Context, c *Call, in *DescribeN
 	if err != nil {
 		return nil, err
 	}
-	page, tok, err := describe(ctx, s, acct, list, func(n netfab.NatGateway) string { return n.ID }, in.NatGatewayIDs,
+	page, tok, err := vpcDescribe(ctx, s, acct, list, func(n netfab.NatGateway) string { return n.ID }, in.NatGatewayIDs,
 		func(ids string) error {
 			return errdefs.NotFound("NatGatewayNotFound", "NAT gateway %s was not found", ids)
 		},
@@ -356,7 +356,7 @@ func (s *Server) describeNatGateways(ctx context.Context, c *Call, in *DescribeN
 	}
 	out := &DescribeNatGatewaysOutput{NatGateways: []NatGatewayItem{}, NextToken: tok}
 	for _, t := range page {
-		out.NatGateways = append(out.NatGateways, natItem(t.v, t.tags))
+		out.NatGateways = append(out.NatGateways, vpcNatItem(t.v, t.tags))
 	}
 	return out, nil
 }
@@ -373,7 +373,7 @@ type DeleteNatGatewayOutput struct {
 }
 
 func (s *Server) deleteNatGateway(ctx context.Context, c *Call, in *DeleteNatGatewayInput) (*DeleteNatGatewayOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}

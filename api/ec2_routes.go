@@ -100,7 +100,7 @@ func routeTableItem(t netfab.RouteTableView, tg map[string]string) RouteTableIte
 }
 
 func (s *Server) createRouteTable(ctx context.Context, c *Call, in *CreateRouteTableInput) (*CreateRouteTableOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func (s *Server) createRouteTable(ctx context.Context, c *Call, in *CreateRouteT
 	if err != nil {
 		return nil, err
 	}
-	tg, err := s.specTagsFor(ctx, acct, t.ID, in.TagSpecifications, "route-table")
+	tg, err := s.vpcSpecTags(ctx, acct, t.ID, in.TagSpecifications, "route-table")
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +130,7 @@ type RouteTableIDInput struct {
 }
 
 func (s *Server) deleteRouteTable(ctx context.Context, c *Call, in *RouteTableIDInput) (*ReturnOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func (s *Server) deleteRouteTable(ctx context.Context, c *Call, in *RouteTableID
 	if err := f.DeleteRouteTable(ctx, acct, in.RouteTableID); err != nil {
 		return nil, err
 	}
-	return &ReturnOutput{Return: true}, s.forgetTags(ctx, acct, in.RouteTableID)
+	return &ReturnOutput{Return: true}, s.vpcForgetTags(ctx, acct, in.RouteTableID)
 }
 
 // DescribeRouteTablesInput is the EC2 DescribeRouteTables request.
@@ -159,7 +159,7 @@ type DescribeRouteTablesOutput struct {
 	NextToken   *string          `locationName:"nextToken"`
 }
 
-func routeField(get func(netfab.RouteView) string) func(netfab.RouteTableView) []string {
+func vpcRouteField(get func(netfab.RouteView) string) func(netfab.RouteTableView) []string {
 	return func(t netfab.RouteTableView) []string {
 		var out []string
 		for _, r := range t.RouteViews {
@@ -172,9 +172,9 @@ func routeField(get func(netfab.RouteView) string) func(netfab.RouteTableView) [
 }
 
 var routeTableFilters = filterFields[netfab.RouteTableView]{
-	"route-table-id": func(t netfab.RouteTableView) []string { return one(t.ID) },
-	"vpc-id":         func(t netfab.RouteTableView) []string { return one(t.VPCID) },
-	"owner-id":       func(t netfab.RouteTableView) []string { return one(t.AccountID) },
+	"route-table-id": func(t netfab.RouteTableView) []string { return vpcOne(t.ID) },
+	"vpc-id":         func(t netfab.RouteTableView) []string { return vpcOne(t.VPCID) },
+	"owner-id":       func(t netfab.RouteTableView) []string { return vpcOne(t.AccountID) },
 	"association.subnet-id": func(t netfab.RouteTableView) []string {
 		var out []string
 		for _, a := range t.Associations {
@@ -194,7 +194,7 @@ var routeTableFilters = filterFields[netfab.RouteTableView]{
 	},
 	"association.route-table-id": func(t netfab.RouteTableView) []string {
 		if t.Main || len(t.Associations) > 0 {
-			return one(t.ID)
+			return vpcOne(t.ID)
 		}
 		return nil
 	},
@@ -210,17 +210,17 @@ var routeTableFilters = filterFields[netfab.RouteTableView]{
 		}
 		return out
 	},
-	"route.destination-cidr-block": routeField(func(r netfab.RouteView) string { return r.DestinationCIDR }),
-	"route.gateway-id":             routeField(func(r netfab.RouteView) string { return r.GatewayID }),
-	"route.nat-gateway-id":         routeField(func(r netfab.RouteView) string { return r.NatGatewayID }),
-	"route.instance-id":            routeField(func(r netfab.RouteView) string { return r.InstanceID }),
-	"route.network-interface-id":   routeField(func(r netfab.RouteView) string { return r.NetworkInterfaceID }),
-	"route.origin":                 routeField(func(r netfab.RouteView) string { return r.Origin }),
-	"route.state":                  routeField(func(r netfab.RouteView) string { return r.State }),
+	"route.destination-cidr-block": vpcRouteField(func(r netfab.RouteView) string { return r.DestinationCIDR }),
+	"route.gateway-id":             vpcRouteField(func(r netfab.RouteView) string { return r.GatewayID }),
+	"route.nat-gateway-id":         vpcRouteField(func(r netfab.RouteView) string { return r.NatGatewayID }),
+	"route.instance-id":            vpcRouteField(func(r netfab.RouteView) string { return r.InstanceID }),
+	"route.network-interface-id":   vpcRouteField(func(r netfab.RouteView) string { return r.NetworkInterfaceID }),
+	"route.origin":                 vpcRouteField(func(r netfab.RouteView) string { return r.Origin }),
+	"route.state":                  vpcRouteField(func(r netfab.RouteView) string { return r.State }),
 }
 
 func (s *Server) describeRouteTables(ctx context.Context, c *Call, in *DescribeRouteTablesInput) (*DescribeRouteTablesOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +229,7 @@ func (s *Server) describeRouteTables(ctx context.Context, c *Call, in *DescribeR
 	if err != nil {
 		return nil, err
 	}
-	page, tok, err := describe(ctx, s, acct, list, func(t netfab.RouteTableView) string { return t.ID }, in.RouteTableIDs,
+	page, tok, err := vpcDescribe(ctx, s, acct, list, func(t netfab.RouteTableView) string { return t.ID }, in.RouteTableIDs,
 		func(ids string) error {
 			return errdefs.NotFound("InvalidRouteTableID.NotFound", "The routeTable ID '%s' does not exist", ids)
 		}, in.Filters, routeTableFilters, in.MaxResults, in.NextToken)
@@ -275,7 +275,7 @@ func (in *RouteInput) domain(acct string) (netfab.RouteInput, error) {
 }
 
 func (s *Server) createRoute(ctx context.Context, c *Call, in *RouteInput) (*ReturnOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +293,7 @@ func (s *Server) createRoute(ctx context.Context, c *Call, in *RouteInput) (*Ret
 type ReplaceRouteOutput struct{}
 
 func (s *Server) replaceRoute(ctx context.Context, c *Call, in *RouteInput) (*ReplaceRouteOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +319,7 @@ type DeleteRouteInput struct {
 type DeleteRouteOutput struct{}
 
 func (s *Server) deleteRoute(ctx context.Context, c *Call, in *DeleteRouteInput) (*DeleteRouteOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -344,7 +344,7 @@ type AssociateRouteTableOutput struct {
 }
 
 func (s *Server) associateRouteTable(ctx context.Context, c *Call, in *AssociateRouteTableInput) (*AssociateRouteTableOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -371,7 +371,7 @@ type DisassociateRouteTableInput struct {
 type DisassociateRouteTableOutput struct{}
 
 func (s *Server) disassociateRouteTable(ctx context.Context, c *Call, in *DisassociateRouteTableInput) (*DisassociateRouteTableOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +398,7 @@ type ReplaceRouteTableAssociationOutput struct {
 }
 
 func (s *Server) replaceRouteTableAssociation(ctx context.Context, c *Call, in *ReplaceRouteTableAssociationInput) (*ReplaceRouteTableAssociationOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -439,7 +439,7 @@ type IGWAttachmentItem struct {
 	VpcID string `locationName:"vpcId"`
 }
 
-func igwItem(g netfab.InternetGateway, tg map[string]string) InternetGatewayItem {
+func vpcIGWItem(g netfab.InternetGateway, tg map[string]string) InternetGatewayItem {
 	it := InternetGatewayItem{InternetGatewayID: g.ID, OwnerID: g.AccountID, Attachments: []IGWAttachmentItem{}, Tags: tagSet(tg)}
 	if g.VPCID != "" {
 		// AWS reports an attached internet gateway as "available".
@@ -449,7 +449,7 @@ func igwItem(g netfab.InternetGateway, tg map[string]string) InternetGatewayItem
 }
 
 func (s *Server) createInternetGateway(ctx context.Context, c *Call, in *CreateInternetGatewayInput) (*CreateInternetGatewayOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -461,11 +461,11 @@ func (s *Server) createInternetGateway(ctx context.Context, c *Call, in *CreateI
 	if err != nil {
 		return nil, err
 	}
-	tg, err := s.specTagsFor(ctx, acct, g.ID, in.TagSpecifications, "internet-gateway")
+	tg, err := s.vpcSpecTags(ctx, acct, g.ID, in.TagSpecifications, "internet-gateway")
 	if err != nil {
 		return nil, err
 	}
-	return &CreateInternetGatewayOutput{InternetGateway: igwItem(g, tg)}, nil
+	return &CreateInternetGatewayOutput{InternetGateway: vpcIGWItem(g, tg)}, nil
 }
 
 // IGWVpcInput is the EC2 AttachInternetGateway / DetachInternetGateway request.
@@ -482,30 +482,30 @@ func (in *IGWVpcInput) check() error {
 	return nil
 }
 
-// EmptyOutput is the reply of EC2 actions that return nothing but a
+// VpcEmptyOutput is the reply of EC2 actions that return nothing but a
 // request ID.
-type EmptyOutput struct{}
+type VpcEmptyOutput struct{}
 
-func (s *Server) attachInternetGateway(ctx context.Context, c *Call, in *IGWVpcInput) (*EmptyOutput, error) {
-	f, err := s.network()
+func (s *Server) attachInternetGateway(ctx context.Context, c *Call, in *IGWVpcInput) (*VpcEmptyOutput, error) {
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
 	if err := in.check(); err != nil {
 		return nil, err
 	}
-	return &EmptyOutput{}, f.AttachInternetGateway(ctx, c.Principal.AccountID, in.InternetGatewayID, in.VpcID)
+	return &VpcEmptyOutput{}, f.AttachInternetGateway(ctx, c.Principal.AccountID, in.InternetGatewayID, in.VpcID)
 }
 
-func (s *Server) detachInternetGateway(ctx context.Context, c *Call, in *IGWVpcInput) (*EmptyOutput, error) {
-	f, err := s.network()
+func (s *Server) detachInternetGateway(ctx context.Context, c *Call, in *IGWVpcInput) (*VpcEmptyOutput, error) {
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
 	if err := in.check(); err != nil {
 		return nil, err
 	}
-	return &EmptyOutput{}, f.DetachInternetGateway(ctx, c.Principal.AccountID, in.InternetGatewayID, in.VpcID)
+	return &VpcEmptyOutput{}, f.DetachInternetGateway(ctx, c.Principal.AccountID, in.InternetGatewayID, in.VpcID)
 }
 
 // DeleteInternetGatewayInput is the EC2 DeleteInternetGateway request.
@@ -514,8 +514,8 @@ type DeleteInternetGatewayInput struct {
 	DryRun            *bool  `locationName:"dryRun"`
 }
 
-func (s *Server) deleteInternetGateway(ctx context.Context, c *Call, in *DeleteInternetGatewayInput) (*EmptyOutput, error) {
-	f, err := s.network()
+func (s *Server) deleteInternetGateway(ctx context.Context, c *Call, in *DeleteInternetGatewayInput) (*VpcEmptyOutput, error) {
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -526,7 +526,7 @@ func (s *Server) deleteInternetGateway(ctx context.Context, c *Call, in *DeleteI
 	if err := f.DeleteInternetGateway(ctx, acct, in.InternetGatewayID); err != nil {
 		return nil, err
 	}
-	return &EmptyOutput{}, s.forgetTags(ctx, acct, in.InternetGatewayID)
+	return &VpcEmptyOutput{}, s.vpcForgetTags(ctx, acct, in.InternetGatewayID)
 }
 
 // DescribeInternetGatewaysInput is the EC2 DescribeInternetGateways request.
@@ -545,24 +545,24 @@ type DescribeInternetGatewaysOutput struct {
 }
 
 var igwFilters = filterFields[netfab.InternetGateway]{
-	"internet-gateway-id": func(g netfab.InternetGateway) []string { return one(g.ID) },
-	"owner-id":            func(g netfab.InternetGateway) []string { return one(g.AccountID) },
+	"internet-gateway-id": func(g netfab.InternetGateway) []string { return vpcOne(g.ID) },
+	"owner-id":            func(g netfab.InternetGateway) []string { return vpcOne(g.AccountID) },
 	"attachment.vpc-id": func(g netfab.InternetGateway) []string {
 		if g.VPCID == "" {
 			return nil
 		}
-		return one(g.VPCID)
+		return vpcOne(g.VPCID)
 	},
 	"attachment.state": func(g netfab.InternetGateway) []string {
 		if g.VPCID == "" {
 			return nil
 		}
-		return one("available")
+		return vpcOne("available")
 	},
 }
 
 func (s *Server) describeInternetGateways(ctx context.Context, c *Call, in *DescribeInternetGatewaysInput) (*DescribeInternetGatewaysOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -571,7 +571,7 @@ func (s *Server) describeInternetGateways(ctx context.Context, c *Call, in *Desc
 	if err != nil {
 		return nil, err
 	}
-	page, tok, err := describe(ctx, s, acct, list, func(g netfab.InternetGateway) string { return g.ID }, in.InternetGatewayIDs,
+	page, tok, err := vpcDescribe(ctx, s, acct, list, func(g netfab.InternetGateway) string { return g.ID }, in.InternetGatewayIDs,
 		func(ids string) error {
 			return errdefs.NotFound("InvalidInternetGatewayID.NotFound", "The internetGateway ID '%s' does not exist", ids)
 		}, in.Filters, igwFilters, in.MaxResults, in.NextToken)
@@ -580,7 +580,7 @@ func (s *Server) describeInternetGateways(ctx context.Context, c *Call, in *Desc
 	}
 	out := &DescribeInternetGatewaysOutput{InternetGateways: []InternetGatewayItem{}, NextToken: tok}
 	for _, t := range page {
-		out.InternetGateways = append(out.InternetGateways, igwItem(t.v, t.tags))
+		out.InternetGateways = append(out.InternetGateways, vpcIGWItem(t.v, t.tags))
 	}
 	return out, nil
 }

@@ -71,7 +71,7 @@ func vpcTables(all func(*Call, url.Values) []string) {
 	actionTable["ec2:DeleteNatGateway"] = on("natgateway", "NatGatewayId")
 }
 
-func (s *Server) network() (*netfab.Fabric, error) {
+func (s *Server) vpcFabric() (*netfab.Fabric, error) {
 	if s.opts.Network == nil {
 		return nil, errdefs.New(errdefs.ClassUnavailable, "Unavailable", "this labcloudd runs without the network fabric (VPCs need root); start it as root")
 	}
@@ -79,21 +79,21 @@ func (s *Server) network() (*netfab.Fabric, error) {
 }
 
 // tagsOf returns a resource's tags (none when the server has no tag store).
-func (s *Server) tagsOf(ctx context.Context, acct, id string) (map[string]string, error) {
+func (s *Server) vpcTagsOf(ctx context.Context, acct, id string) (map[string]string, error) {
 	if s.opts.Tags == nil {
 		return map[string]string{}, nil
 	}
 	return s.opts.Tags.Of(ctx, acct, id)
 }
 
-func (s *Server) forgetTags(ctx context.Context, acct, id string) error {
+func (s *Server) vpcForgetTags(ctx context.Context, acct, id string) error {
 	if s.opts.Tags == nil {
 		return nil
 	}
 	return s.opts.Tags.Forget(ctx, acct, id)
 }
 
-func (s *Server) specTagsFor(ctx context.Context, acct, id string, specs []TagSpecification, resourceType string) (map[string]string, error) {
+func (s *Server) vpcSpecTags(ctx context.Context, acct, id string, specs []TagSpecification, resourceType string) (map[string]string, error) {
 	tg, err := specTags(specs, resourceType)
 	if err != nil {
 		return nil, err
@@ -105,50 +105,50 @@ func (s *Server) specTagsFor(ctx context.Context, acct, id string, specs []TagSp
 }
 
 // tagged pairs an item with its tags for filtering.
-type tagged[T any] struct {
+type vpcTagged[T any] struct {
 	v    T
 	tags map[string]string
 }
 
 // withTags reads the tags of every item.
-func withTags[T any](ctx context.Context, s *Server, acct string, items []T, id func(T) string) ([]tagged[T], error) {
-	out := make([]tagged[T], 0, len(items))
+func vpcWithTags[T any](ctx context.Context, s *Server, acct string, items []T, id func(T) string) ([]vpcTagged[T], error) {
+	out := make([]vpcTagged[T], 0, len(items))
 	for _, it := range items {
-		m, err := s.tagsOf(ctx, acct, id(it))
+		m, err := s.vpcTagsOf(ctx, acct, id(it))
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, tagged[T]{v: it, tags: m})
+		out = append(out, vpcTagged[T]{v: it, tags: m})
 	}
 	return out, nil
 }
 
 // describe is the common body of the Describe* actions: select by IDs
 // (unknown IDs give notFound), filter (with tag filters), page.
-func describe[T any](ctx context.Context, s *Server, acct string, items []T, id func(T) string, ids []string,
-	notFound func(string) error, filters []Filter, fields filterFields[T], maxResults *int32, nextToken *string) ([]tagged[T], *string, error) {
+func vpcDescribe[T any](ctx context.Context, s *Server, acct string, items []T, id func(T) string, ids []string,
+	notFound func(string) error, filters []Filter, fields filterFields[T], maxResults *int32, nextToken *string) ([]vpcTagged[T], *string, error) {
 	items, err := selectByName(items, ids, id, notFound)
 	if err != nil {
 		return nil, nil, err
 	}
-	tw, err := withTags(ctx, s, acct, items, id)
+	tw, err := vpcWithTags(ctx, s, acct, items, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	tf := filterFields[tagged[T]]{}
+	tf := filterFields[vpcTagged[T]]{}
 	for k, fn := range fields {
-		tf[k] = func(t tagged[T]) []string { return fn(t.v) }
+		tf[k] = func(t vpcTagged[T]) []string { return fn(t.v) }
 	}
-	tw, err = applyFiltersWithTags(tw, filters, tf, func(t tagged[T]) map[string]string { return t.tags })
+	tw, err = applyFiltersWithTags(tw, filters, tf, func(t vpcTagged[T]) map[string]string { return t.tags })
 	if err != nil {
 		return nil, nil, err
 	}
-	return pageTagged(tw, func(t tagged[T]) string { return id(t.v) }, maxResults, nextToken)
+	return vpcPage(tw, func(t vpcTagged[T]) string { return id(t.v) }, maxResults, nextToken)
 }
 
 // pageTagged cuts one page of MaxResults (5-1000) from list; the token is
 // the ID of the first item of the next page.
-func pageTagged[T any](list []T, id func(T) string, maxResults *int32, nextToken *string) ([]T, *string, error) {
+func vpcPage[T any](list []T, id func(T) string, maxResults *int32, nextToken *string) ([]T, *string, error) {
 	start := 0
 	if nextToken != nil && *nextToken != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(*nextToken)
@@ -179,12 +179,12 @@ func pageTagged[T any](list []T, id func(T) string, maxResults *int32, nextToken
 	return list[start:end], tok, nil
 }
 
-func one(s string) []string { return []string{s} }
+func vpcOne(s string) []string { return []string{s} }
 
-func boolStr(b bool) []string { return []string{strconv.FormatBool(b)} }
+func vpcBool(b bool) []string { return []string{strconv.FormatBool(b)} }
 
-// AttributeBooleanValue is EC2's {Value: bool} wrapper.
-type AttributeBooleanValue struct {
+// BoolAttribute is EC2's AttributeBooleanValue: {Value: bool}.
+type BoolAttribute struct {
 	Value *bool `locationName:"value"`
 }
 
@@ -247,7 +247,7 @@ func vpcItem(v netfab.VPC, tg map[string]string) VpcItem {
 }
 
 func (s *Server) createVpc(ctx context.Context, c *Call, in *CreateVpcInput) (*CreateVpcOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +262,7 @@ func (s *Server) createVpc(ctx context.Context, c *Call, in *CreateVpcInput) (*C
 	if err != nil {
 		return nil, err
 	}
-	tg, err := s.specTagsFor(ctx, acct, v.ID, in.TagSpecifications, "vpc")
+	tg, err := s.vpcSpecTags(ctx, acct, v.ID, in.TagSpecifications, "vpc")
 	if err != nil {
 		return nil, err
 	}
@@ -285,22 +285,22 @@ type DescribeVpcsOutput struct {
 }
 
 var vpcFilters = filterFields[netfab.VPC]{
-	"vpc-id":                            func(v netfab.VPC) []string { return one(v.ID) },
-	"cidr":                              func(v netfab.VPC) []string { return one(v.CIDR) },
-	"cidr-block":                        func(v netfab.VPC) []string { return one(v.CIDR) },
-	"cidr-block-association.cidr-block": func(v netfab.VPC) []string { return one(v.CIDR) },
-	"cidr-block-association.state":      func(netfab.VPC) []string { return one("associated") },
-	"is-default":                        func(v netfab.VPC) []string { return boolStr(v.IsDefault) },
-	"state":                             func(netfab.VPC) []string { return one("available") },
-	"owner-id":                          func(v netfab.VPC) []string { return one(v.AccountID) },
-	"dhcp-options-id":                   func(netfab.VPC) []string { return one("default") },
-	"instance-tenancy":                  func(v netfab.VPC) []string { return one(orDefault(v.InstanceTenancy, "default")) },
+	"vpc-id":                            func(v netfab.VPC) []string { return vpcOne(v.ID) },
+	"cidr":                              func(v netfab.VPC) []string { return vpcOne(v.CIDR) },
+	"cidr-block":                        func(v netfab.VPC) []string { return vpcOne(v.CIDR) },
+	"cidr-block-association.cidr-block": func(v netfab.VPC) []string { return vpcOne(v.CIDR) },
+	"cidr-block-association.state":      func(netfab.VPC) []string { return vpcOne("associated") },
+	"is-default":                        func(v netfab.VPC) []string { return vpcBool(v.IsDefault) },
+	"state":                             func(netfab.VPC) []string { return vpcOne("available") },
+	"owner-id":                          func(v netfab.VPC) []string { return vpcOne(v.AccountID) },
+	"dhcp-options-id":                   func(netfab.VPC) []string { return vpcOne("default") },
+	"instance-tenancy":                  func(v netfab.VPC) []string { return vpcOne(vpcOr(v.InstanceTenancy, "default")) },
 	"cidr-block-association.association-id": func(v netfab.VPC) []string {
-		return one("vpc-cidr-assoc-" + strings.TrimPrefix(v.ID, "vpc-"))
+		return vpcOne("vpc-cidr-assoc-" + strings.TrimPrefix(v.ID, "vpc-"))
 	},
 }
 
-func orDefault(s, d string) string {
+func vpcOr(s, d string) string {
 	if s == "" {
 		return d
 	}
@@ -308,7 +308,7 @@ func orDefault(s, d string) string {
 }
 
 func (s *Server) describeVpcs(ctx context.Context, c *Call, in *DescribeVpcsInput) (*DescribeVpcsOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +317,7 @@ func (s *Server) describeVpcs(ctx context.Context, c *Call, in *DescribeVpcsInpu
 	if err != nil {
 		return nil, err
 	}
-	page, tok, err := describe(ctx, s, acct, vpcs, func(v netfab.VPC) string { return v.ID }, in.VpcIDs,
+	page, tok, err := vpcDescribe(ctx, s, acct, vpcs, func(v netfab.VPC) string { return v.ID }, in.VpcIDs,
 		func(ids string) error {
 			return errdefs.NotFound("InvalidVpcID.NotFound", "The vpc ID '%s' does not exist", ids)
 		}, in.Filters, vpcFilters, in.MaxResults, in.NextToken)
@@ -338,7 +338,7 @@ type DeleteVpcInput struct {
 }
 
 func (s *Server) deleteVpc(ctx context.Context, c *Call, in *DeleteVpcInput) (*ReturnOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -349,19 +349,19 @@ func (s *Server) deleteVpc(ctx context.Context, c *Call, in *DeleteVpcInput) (*R
 	if err := f.DeleteVPC(ctx, acct, in.VpcID); err != nil {
 		return nil, err
 	}
-	return &ReturnOutput{Return: true}, s.forgetTags(ctx, acct, in.VpcID)
+	return &ReturnOutput{Return: true}, s.vpcForgetTags(ctx, acct, in.VpcID)
 }
 
 // ModifyVpcAttributeInput is the EC2 ModifyVpcAttribute request.
 type ModifyVpcAttributeInput struct {
-	VpcID              string                 `locationName:"vpcId"`
-	EnableDNSHostnames *AttributeBooleanValue `locationName:"EnableDnsHostnames"`
-	EnableDNSSupport   *AttributeBooleanValue `locationName:"EnableDnsSupport"`
-	EnableNAUMetrics   *AttributeBooleanValue `locationName:"EnableNetworkAddressUsageMetrics"`
+	VpcID              string         `locationName:"vpcId"`
+	EnableDNSHostnames *BoolAttribute `locationName:"EnableDnsHostnames"`
+	EnableDNSSupport   *BoolAttribute `locationName:"EnableDnsSupport"`
+	EnableNAUMetrics   *BoolAttribute `locationName:"EnableNetworkAddressUsageMetrics"`
 }
 
 func (s *Server) modifyVpcAttribute(ctx context.Context, c *Call, in *ModifyVpcAttributeInput) (*ReturnOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -369,7 +369,7 @@ func (s *Server) modifyVpcAttribute(ctx context.Context, c *Call, in *ModifyVpcA
 		return nil, errdefs.New(errdefs.ClassMissingParameter, "MissingParameter", "The request must contain the parameter vpcId")
 	}
 	var attr string
-	var val *AttributeBooleanValue
+	var val *BoolAttribute
 	n := 0
 	if in.EnableDNSHostnames != nil {
 		attr, val = netfab.AttrEnableDNSHostnames, in.EnableDNSHostnames
@@ -403,14 +403,14 @@ type DescribeVpcAttributeInput struct {
 
 // DescribeVpcAttributeOutput is the EC2 DescribeVpcAttribute response.
 type DescribeVpcAttributeOutput struct {
-	VpcID              string                 `locationName:"vpcId"`
-	EnableDNSHostnames *AttributeBooleanValue `locationName:"enableDnsHostnames"`
-	EnableDNSSupport   *AttributeBooleanValue `locationName:"enableDnsSupport"`
-	EnableNAUMetrics   *AttributeBooleanValue `locationName:"enableNetworkAddressUsageMetrics"`
+	VpcID              string         `locationName:"vpcId"`
+	EnableDNSHostnames *BoolAttribute `locationName:"enableDnsHostnames"`
+	EnableDNSSupport   *BoolAttribute `locationName:"enableDnsSupport"`
+	EnableNAUMetrics   *BoolAttribute `locationName:"enableNetworkAddressUsageMetrics"`
 }
 
 func (s *Server) describeVpcAttribute(ctx context.Context, c *Call, in *DescribeVpcAttributeInput) (*DescribeVpcAttributeOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -422,7 +422,7 @@ func (s *Server) describeVpcAttribute(ctx context.Context, c *Call, in *Describe
 		return nil, err
 	}
 	out := &DescribeVpcAttributeOutput{VpcID: v.ID}
-	b := func(x bool) *AttributeBooleanValue { return &AttributeBooleanValue{Value: &x} }
+	b := func(x bool) *BoolAttribute { return &BoolAttribute{Value: &x} }
 	switch in.Attribute {
 	case netfab.AttrEnableDNSSupport:
 		out.EnableDNSSupport = b(v.EnableDNSSupport)
@@ -482,7 +482,7 @@ func subnetItem(c *Call, v netfab.SubnetView, tg map[string]string) SubnetItem {
 }
 
 func (s *Server) createSubnet(ctx context.Context, c *Call, in *CreateSubnetInput) (*CreateSubnetOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -498,7 +498,7 @@ func (s *Server) createSubnet(ctx context.Context, c *Call, in *CreateSubnetInpu
 	if err != nil {
 		return nil, err
 	}
-	tg, err := s.specTagsFor(ctx, acct, v.ID, in.TagSpecifications, "subnet")
+	tg, err := s.vpcSpecTags(ctx, acct, v.ID, in.TagSpecifications, "subnet")
 	if err != nil {
 		return nil, err
 	}
@@ -521,25 +521,25 @@ type DescribeSubnetsOutput struct {
 }
 
 var subnetFilters = filterFields[netfab.SubnetView]{
-	"subnet-id":               func(v netfab.SubnetView) []string { return one(v.ID) },
-	"vpc-id":                  func(v netfab.SubnetView) []string { return one(v.VPCID) },
-	"availability-zone":       func(v netfab.SubnetView) []string { return one(v.AvailabilityZone) },
-	"availability-zone-id":    func(v netfab.SubnetView) []string { return one(v.AvailabilityZoneID) },
-	"cidr-block":              func(v netfab.SubnetView) []string { return one(v.CIDR) },
-	"cidr":                    func(v netfab.SubnetView) []string { return one(v.CIDR) },
-	"cidrBlock":               func(v netfab.SubnetView) []string { return one(v.CIDR) },
-	"default-for-az":          func(v netfab.SubnetView) []string { return boolStr(v.DefaultForAz) },
-	"defaultForAz":            func(v netfab.SubnetView) []string { return boolStr(v.DefaultForAz) },
-	"map-public-ip-on-launch": func(v netfab.SubnetView) []string { return boolStr(v.MapPublicIPOnLaunch) },
-	"state":                   func(netfab.SubnetView) []string { return one("available") },
-	"owner-id":                func(v netfab.SubnetView) []string { return one(v.AccountID) },
+	"subnet-id":               func(v netfab.SubnetView) []string { return vpcOne(v.ID) },
+	"vpc-id":                  func(v netfab.SubnetView) []string { return vpcOne(v.VPCID) },
+	"availability-zone":       func(v netfab.SubnetView) []string { return vpcOne(v.AvailabilityZone) },
+	"availability-zone-id":    func(v netfab.SubnetView) []string { return vpcOne(v.AvailabilityZoneID) },
+	"cidr-block":              func(v netfab.SubnetView) []string { return vpcOne(v.CIDR) },
+	"cidr":                    func(v netfab.SubnetView) []string { return vpcOne(v.CIDR) },
+	"cidrBlock":               func(v netfab.SubnetView) []string { return vpcOne(v.CIDR) },
+	"default-for-az":          func(v netfab.SubnetView) []string { return vpcBool(v.DefaultForAz) },
+	"defaultForAz":            func(v netfab.SubnetView) []string { return vpcBool(v.DefaultForAz) },
+	"map-public-ip-on-launch": func(v netfab.SubnetView) []string { return vpcBool(v.MapPublicIPOnLaunch) },
+	"state":                   func(netfab.SubnetView) []string { return vpcOne("available") },
+	"owner-id":                func(v netfab.SubnetView) []string { return vpcOne(v.AccountID) },
 	"available-ip-address-count": func(v netfab.SubnetView) []string {
-		return one(strconv.Itoa(v.AvailableIPAddressCount))
+		return vpcOne(strconv.Itoa(v.AvailableIPAddressCount))
 	},
 }
 
 func (s *Server) describeSubnets(ctx context.Context, c *Call, in *DescribeSubnetsInput) (*DescribeSubnetsOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -548,7 +548,7 @@ func (s *Server) describeSubnets(ctx context.Context, c *Call, in *DescribeSubne
 	if err != nil {
 		return nil, err
 	}
-	page, tok, err := describe(ctx, s, acct, list, func(v netfab.SubnetView) string { return v.ID }, in.SubnetIDs,
+	page, tok, err := vpcDescribe(ctx, s, acct, list, func(v netfab.SubnetView) string { return v.ID }, in.SubnetIDs,
 		func(ids string) error {
 			return errdefs.NotFound("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", ids)
 		}, in.Filters, subnetFilters, in.MaxResults, in.NextToken)
@@ -564,14 +564,14 @@ func (s *Server) describeSubnets(ctx context.Context, c *Call, in *DescribeSubne
 
 // ModifySubnetAttributeInput is the EC2 ModifySubnetAttribute request.
 type ModifySubnetAttributeInput struct {
-	SubnetID                    string                 `locationName:"subnetId"`
-	MapPublicIPOnLaunch         *AttributeBooleanValue `locationName:"MapPublicIpOnLaunch"`
-	AssignIpv6AddressOnCreation *AttributeBooleanValue `locationName:"AssignIpv6AddressOnCreation"`
-	EnableDNS64                 *AttributeBooleanValue `locationName:"EnableDns64"`
+	SubnetID                    string         `locationName:"subnetId"`
+	MapPublicIPOnLaunch         *BoolAttribute `locationName:"MapPublicIpOnLaunch"`
+	AssignIpv6AddressOnCreation *BoolAttribute `locationName:"AssignIpv6AddressOnCreation"`
+	EnableDNS64                 *BoolAttribute `locationName:"EnableDns64"`
 }
 
 func (s *Server) modifySubnetAttribute(ctx context.Context, c *Call, in *ModifySubnetAttributeInput) (*ReturnOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -597,7 +597,7 @@ type DeleteSubnetInput struct {
 }
 
 func (s *Server) deleteSubnet(ctx context.Context, c *Call, in *DeleteSubnetInput) (*ReturnOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -608,7 +608,7 @@ func (s *Server) deleteSubnet(ctx context.Context, c *Call, in *DeleteSubnetInpu
 	if err := f.DeleteSubnet(ctx, acct, in.SubnetID); err != nil {
 		return nil, err
 	}
-	return &ReturnOutput{Return: true}, s.forgetTags(ctx, acct, in.SubnetID)
+	return &ReturnOutput{Return: true}, s.vpcForgetTags(ctx, acct, in.SubnetID)
 }
 
 // ---- network interfaces ----
@@ -643,7 +643,7 @@ type NetworkInterfaceItem struct {
 	PrivateDNSName     string                `locationName:"privateDnsName"`
 	SourceDestCheck    bool                  `locationName:"sourceDestCheck"`
 	InterfaceType      string                `locationName:"interfaceType"`
-	Groups             []GroupIdentifier     `locationName:"groupSet" locationNameList:"item"`
+	Groups             []ENIGroupItem        `locationName:"groupSet" locationNameList:"item"`
 	Attachment         *ENIAttachment        `locationName:"attachment"`
 	Association        *ENIAssociation       `locationName:"association"`
 	PrivateIPAddresses []ENIPrivateIPAddress `locationName:"privateIpAddressesSet" locationNameList:"item"`
@@ -651,8 +651,8 @@ type NetworkInterfaceItem struct {
 	Tags               []TagItem             `locationName:"tagSet" locationNameList:"item"`
 }
 
-// GroupIdentifier is a security group's ID and name.
-type GroupIdentifier struct {
+// ENIGroupItem is a GroupIdentifier: a security group's ID and name.
+type ENIGroupItem struct {
 	GroupID   string `locationName:"groupId"`
 	GroupName string `locationName:"groupName"`
 }
@@ -685,7 +685,7 @@ type ENIPrivateIPAddress struct {
 	Association      *ENIAssociation `locationName:"association"`
 }
 
-func eniStatus(v netfab.NetworkInterfaceView) string {
+func vpcENIStatus(v netfab.NetworkInterfaceView) string {
 	if v.InstanceID == "" && v.InterfaceType == "" {
 		return "available"
 	}
@@ -693,24 +693,24 @@ func eniStatus(v netfab.NetworkInterfaceView) string {
 }
 
 var eniFilters = filterFields[netfab.NetworkInterfaceView]{
-	"network-interface-id":         func(v netfab.NetworkInterfaceView) []string { return one(v.ID) },
-	"subnet-id":                    func(v netfab.NetworkInterfaceView) []string { return one(v.SubnetID) },
-	"vpc-id":                       func(v netfab.NetworkInterfaceView) []string { return one(v.VPCID) },
-	"availability-zone":            func(v netfab.NetworkInterfaceView) []string { return one(v.AvailabilityZone) },
-	"attachment.instance-id":       func(v netfab.NetworkInterfaceView) []string { return one(v.InstanceID) },
-	"private-ip-address":           func(v netfab.NetworkInterfaceView) []string { return one(v.PrivateIP) },
-	"addresses.private-ip-address": func(v netfab.NetworkInterfaceView) []string { return one(v.PrivateIP) },
-	"mac-address":                  func(v netfab.NetworkInterfaceView) []string { return one(v.MAC) },
-	"status":                       func(v netfab.NetworkInterfaceView) []string { return one(eniStatus(v)) },
-	"owner-id":                     func(v netfab.NetworkInterfaceView) []string { return one(v.AccountID) },
-	"description":                  func(v netfab.NetworkInterfaceView) []string { return one(v.Description) },
-	"interface-type":               func(v netfab.NetworkInterfaceView) []string { return one(eniType(v)) },
-	"association.public-ip":        func(v netfab.NetworkInterfaceView) []string { return one(v.PublicIP) },
-	"association.allocation-id":    func(v netfab.NetworkInterfaceView) []string { return one(v.AllocationID) },
-	"association.association-id":   func(v netfab.NetworkInterfaceView) []string { return one(v.AssociationID) },
-	"source-dest-check":            func(v netfab.NetworkInterfaceView) []string { return boolStr(!v.NoSourceDestCheck) },
-	"attachment.status":            func(v netfab.NetworkInterfaceView) []string { return one(attachStatus(v)) },
-	"attachment.device-index":      func(netfab.NetworkInterfaceView) []string { return one("0") },
+	"network-interface-id":         func(v netfab.NetworkInterfaceView) []string { return vpcOne(v.ID) },
+	"subnet-id":                    func(v netfab.NetworkInterfaceView) []string { return vpcOne(v.SubnetID) },
+	"vpc-id":                       func(v netfab.NetworkInterfaceView) []string { return vpcOne(v.VPCID) },
+	"availability-zone":            func(v netfab.NetworkInterfaceView) []string { return vpcOne(v.AvailabilityZone) },
+	"attachment.instance-id":       func(v netfab.NetworkInterfaceView) []string { return vpcOne(v.InstanceID) },
+	"private-ip-address":           func(v netfab.NetworkInterfaceView) []string { return vpcOne(v.PrivateIP) },
+	"addresses.private-ip-address": func(v netfab.NetworkInterfaceView) []string { return vpcOne(v.PrivateIP) },
+	"mac-address":                  func(v netfab.NetworkInterfaceView) []string { return vpcOne(v.MAC) },
+	"status":                       func(v netfab.NetworkInterfaceView) []string { return vpcOne(vpcENIStatus(v)) },
+	"owner-id":                     func(v netfab.NetworkInterfaceView) []string { return vpcOne(v.AccountID) },
+	"description":                  func(v netfab.NetworkInterfaceView) []string { return vpcOne(v.Description) },
+	"interface-type":               func(v netfab.NetworkInterfaceView) []string { return vpcOne(vpcENIType(v)) },
+	"association.public-ip":        func(v netfab.NetworkInterfaceView) []string { return vpcOne(v.PublicIP) },
+	"association.allocation-id":    func(v netfab.NetworkInterfaceView) []string { return vpcOne(v.AllocationID) },
+	"association.association-id":   func(v netfab.NetworkInterfaceView) []string { return vpcOne(v.AssociationID) },
+	"source-dest-check":            func(v netfab.NetworkInterfaceView) []string { return vpcBool(!v.NoSourceDestCheck) },
+	"attachment.status":            func(v netfab.NetworkInterfaceView) []string { return vpcOne(vpcAttachStatus(v)) },
+	"attachment.device-index":      func(netfab.NetworkInterfaceView) []string { return vpcOne("0") },
 	"group-id": func(v netfab.NetworkInterfaceView) []string {
 		var out []string
 		for _, g := range v.Groups {
@@ -727,9 +727,9 @@ var eniFilters = filterFields[netfab.NetworkInterfaceView]{
 	},
 }
 
-func eniType(v netfab.NetworkInterfaceView) string { return orDefault(v.InterfaceType, "interface") }
+func vpcENIType(v netfab.NetworkInterfaceView) string { return vpcOr(v.InterfaceType, "interface") }
 
-func attachStatus(v netfab.NetworkInterfaceView) string {
+func vpcAttachStatus(v netfab.NetworkInterfaceView) string {
 	if v.InstanceID != "" {
 		return "attached"
 	}
@@ -737,7 +737,7 @@ func attachStatus(v netfab.NetworkInterfaceView) string {
 }
 
 func (s *Server) describeNetworkInterfaces(ctx context.Context, c *Call, in *DescribeNetworkInterfacesInput) (*DescribeNetworkInterfacesOutput, error) {
-	f, err := s.network()
+	f, err := s.vpcFabric()
 	if err != nil {
 		return nil, err
 	}
@@ -746,7 +746,7 @@ func (s *Server) describeNetworkInterfaces(ctx context.Context, c *Call, in *Des
 	if err != nil {
 		return nil, err
 	}
-	page, tok, err := describe(ctx, s, acct, list, func(v netfab.NetworkInterfaceView) string { return v.ID }, in.NetworkInterfaceIDs,
+	page, tok, err := vpcDescribe(ctx, s, acct, list, func(v netfab.NetworkInterfaceView) string { return v.ID }, in.NetworkInterfaceIDs,
 		func(ids string) error {
 			return errdefs.NotFound("InvalidNetworkInterfaceID.NotFound", "The networkInterface ID '%s' does not exist", ids)
 		}, in.Filters, eniFilters, in.MaxResults, in.NextToken)
@@ -763,11 +763,11 @@ func (s *Server) describeNetworkInterfaces(ctx context.Context, c *Call, in *Des
 func (s *Server) eniItem(f *netfab.Fabric, v netfab.NetworkInterfaceView, tg map[string]string) NetworkInterfaceItem {
 	dns := "ip-" + strings.ReplaceAll(v.PrivateIP, ".", "-") + "." + f.Region() + ".compute.internal"
 	it := NetworkInterfaceItem{NetworkInterfaceID: v.ID, SubnetID: v.SubnetID, VpcID: v.VPCID, AvailabilityZone: v.AvailabilityZone,
-		Description: v.Description, OwnerID: v.AccountID, RequesterManaged: v.InterfaceType == "nat_gateway", Status: eniStatus(v),
+		Description: v.Description, OwnerID: v.AccountID, RequesterManaged: v.InterfaceType == "nat_gateway", Status: vpcENIStatus(v),
 		MacAddress: v.MAC, PrivateIPAddress: v.PrivateIP, PrivateDNSName: dns, SourceDestCheck: !v.NoSourceDestCheck,
-		InterfaceType: eniType(v), Groups: []GroupIdentifier{}, Ipv6Addresses: []struct{}{}, Tags: tagSet(tg)}
+		InterfaceType: vpcENIType(v), Groups: []ENIGroupItem{}, Ipv6Addresses: []struct{}{}, Tags: tagSet(tg)}
 	for _, g := range v.Groups {
-		it.Groups = append(it.Groups, GroupIdentifier{GroupID: g.ID, GroupName: g.Name})
+		it.Groups = append(it.Groups, ENIGroupItem{GroupID: g.ID, GroupName: g.Name})
 	}
 	if v.InstanceID != "" {
 		it.Attachment = &ENIAttachment{AttachmentID: "eni-attach-" + strings.TrimPrefix(v.ID, "eni-"), InstanceID: v.InstanceID,

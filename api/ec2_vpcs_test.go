@@ -20,9 +20,9 @@ import (
 	"github.com/labcloud/labcloud/netfab"
 )
 
-type noMetadata struct{}
+type vpcNoMetadata struct{}
 
-func (noMetadata) Lookup(context.Context, string, string) (netfab.Metadata, bool) {
+func (vpcNoMetadata) Lookup(context.Context, string, string) (netfab.Metadata, bool) {
 	return netfab.Metadata{}, false
 }
 
@@ -48,7 +48,7 @@ func newVPCClient(t *testing.T) (*ec2.Client, *netfab.Fabric, string) {
 			t.Errorf("namespaces left behind:\n%s", out)
 		}
 	})
-	f, err := netfab.New(ctx, netfab.Options{Store: st, Zones: []string{"lab-1a", "lab-1b"}, NamePrefix: "vp6", Metadata: noMetadata{}})
+	f, err := netfab.New(ctx, netfab.Options{Store: st, Zones: []string{"lab-1a", "lab-1b"}, NamePrefix: "vp6", Metadata: vpcNoMetadata{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func newVPCClient(t *testing.T) (*ec2.Client, *netfab.Fabric, string) {
 		Credentials: credentials.NewStaticCredentialsProvider(admin.AccessKeyID, admin.SecretAccessKey, "")}), f, acct.ID
 }
 
-func wantAPICode(t *testing.T, what string, err error, code string) {
+func wantVPCAPICode(t *testing.T, what string, err error, code string) {
 	t.Helper()
 	if got := apiCode(err); got != code {
 		t.Fatalf("%s: got %v, want %s", what, err, code)
@@ -77,7 +77,7 @@ func TestVPCAPI(t *testing.T) {
 	ctx := context.Background()
 
 	_, err := c.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.0/8")})
-	wantAPICode(t, "CreateVpc /8", err, "InvalidVpc.Range")
+	wantVPCAPICode(t, "CreateVpc /8", err, "InvalidVpc.Range")
 	vout, err := c.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.0/16"), TagSpecifications: []ec2types.TagSpecification{
 		{ResourceType: ec2types.ResourceTypeVpc, Tags: []ec2types.Tag{{Key: aws.String("Name"), Value: aws.String("lab")}}}}})
 	if err != nil {
@@ -96,14 +96,14 @@ func TestVPCAPI(t *testing.T) {
 		t.Fatalf("DescribeVpcs by filters: %+v, %v", dv, err)
 	}
 	_, err = c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{VpcIds: []string{"vpc-00000000000000000"}})
-	wantAPICode(t, "DescribeVpcs missing", err, "InvalidVpcID.NotFound")
+	wantVPCAPICode(t, "DescribeVpcs missing", err, "InvalidVpcID.NotFound")
 	_, err = c.ModifyVpcAttribute(ctx, &ec2.ModifyVpcAttributeInput{VpcId: &vpcID, EnableDnsHostnames: &ec2types.AttributeBooleanValue{Value: aws.Bool(true)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.ModifyVpcAttribute(ctx, &ec2.ModifyVpcAttributeInput{VpcId: &vpcID, EnableDnsHostnames: &ec2types.AttributeBooleanValue{Value: aws.Bool(true)},
 		EnableDnsSupport: &ec2types.AttributeBooleanValue{Value: aws.Bool(true)}})
-	wantAPICode(t, "two attributes at once", err, "InvalidParameterCombination")
+	wantVPCAPICode(t, "two attributes at once", err, "InvalidParameterCombination")
 	da, err := c.DescribeVpcAttribute(ctx, &ec2.DescribeVpcAttributeInput{VpcId: &vpcID, Attribute: ec2types.VpcAttributeNameEnableDnsHostnames})
 	if err != nil || da.EnableDnsHostnames == nil || !aws.ToBool(da.EnableDnsHostnames.Value) {
 		t.Fatalf("DescribeVpcAttribute: %+v, %v", da, err)
@@ -119,9 +119,9 @@ func TestVPCAPI(t *testing.T) {
 		t.Fatalf("CreateSubnet: %+v", sub)
 	}
 	_, err = c.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: &vpcID, CidrBlock: aws.String("10.0.0.0/24")})
-	wantAPICode(t, "overlap", err, "InvalidSubnet.Conflict")
+	wantVPCAPICode(t, "overlap", err, "InvalidSubnet.Conflict")
 	_, err = c.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: &vpcID, CidrBlock: aws.String("10.9.0.0/24")})
-	wantAPICode(t, "outside", err, "InvalidSubnet.Range")
+	wantVPCAPICode(t, "outside", err, "InvalidSubnet.Range")
 	_, err = c.ModifySubnetAttribute(ctx, &ec2.ModifySubnetAttributeInput{SubnetId: &subID, MapPublicIpOnLaunch: &ec2types.AttributeBooleanValue{Value: aws.Bool(true)}})
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +155,7 @@ func TestVPCAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.CreateRoute(ctx, &ec2.CreateRouteInput{RouteTableId: &rtID, DestinationCidrBlock: aws.String("0.0.0.0/0"), GatewayId: &igwID})
-	wantAPICode(t, "duplicate route", err, "RouteAlreadyExists")
+	wantVPCAPICode(t, "duplicate route", err, "RouteAlreadyExists")
 	aout, err := c.AssociateRouteTable(ctx, &ec2.AssociateRouteTableInput{RouteTableId: &rtID, SubnetId: &subID})
 	if err != nil || aout.AssociationState.State != ec2types.RouteTableAssociationStateCodeAssociated {
 		t.Fatalf("AssociateRouteTable: %+v, %v", aout, err)
@@ -197,20 +197,20 @@ func TestVPCAPI(t *testing.T) {
 		allocs = append(allocs, aws.ToString(a.AllocationId))
 	}
 	_, err = c.AllocateAddress(ctx, &ec2.AllocateAddressInput{Domain: ec2types.DomainTypeVpc})
-	wantAPICode(t, "6th address", err, "AddressLimitExceeded")
+	wantVPCAPICode(t, "6th address", err, "AddressLimitExceeded")
 	as, err := c.AssociateAddress(ctx, &ec2.AssociateAddressInput{AllocationId: &allocs[0], InstanceId: aws.String("i-0123456789abcdef0")})
 	if err != nil || !strings.HasPrefix(aws.ToString(as.AssociationId), "eipassoc-") {
 		t.Fatalf("AssociateAddress: %+v, %v", as, err)
 	}
 	_, err = c.AssociateAddress(ctx, &ec2.AssociateAddressInput{AllocationId: &allocs[0], NetworkInterfaceId: aws.String(eni.ID + "x")})
-	wantAPICode(t, "associate to a missing interface", err, "InvalidNetworkInterfaceID.NotFound")
+	wantVPCAPICode(t, "associate to a missing interface", err, "InvalidNetworkInterfaceID.NotFound")
 	da2, err := c.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{Filters: []ec2types.Filter{{Name: aws.String("instance-id"), Values: []string{"i-0123456789abcdef0"}}}})
 	if err != nil || len(da2.Addresses) != 1 || aws.ToString(da2.Addresses[0].AllocationId) != allocs[0] ||
 		aws.ToString(da2.Addresses[0].NetworkInterfaceId) != eni.ID || aws.ToString(da2.Addresses[0].PrivateIpAddress) != eni.PrivateIP {
 		t.Fatalf("DescribeAddresses: %+v, %v", da2, err)
 	}
 	_, err = c.ReleaseAddress(ctx, &ec2.ReleaseAddressInput{AllocationId: &allocs[0]})
-	wantAPICode(t, "release associated", err, "InvalidIPAddress.InUse")
+	wantVPCAPICode(t, "release associated", err, "InvalidIPAddress.InUse")
 
 	dn, err := c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{Filters: []ec2types.Filter{{Name: aws.String("attachment.instance-id"), Values: []string{"i-0123456789abcdef0"}}}})
 	if err != nil || len(dn.NetworkInterfaces) != 1 {
@@ -236,15 +236,15 @@ func TestVPCAPI(t *testing.T) {
 		t.Fatalf("CreateNatGateway: %+v", nout.NatGateway)
 	}
 	_, err = c.CreateNatGateway(ctx, &ec2.CreateNatGatewayInput{SubnetId: &subID, AllocationId: &allocs[0]})
-	wantAPICode(t, "NAT with an associated address", err, "Resource.AlreadyAssociated")
+	wantVPCAPICode(t, "NAT with an associated address", err, "Resource.AlreadyAssociated")
 	dng, err := c.DescribeNatGateways(ctx, &ec2.DescribeNatGatewaysInput{Filter: []ec2types.Filter{{Name: aws.String("vpc-id"), Values: []string{vpcID}}}})
 	if err != nil || len(dng.NatGateways) != 1 || aws.ToString(dng.NatGateways[0].NatGatewayId) != natID {
 		t.Fatalf("DescribeNatGateways: %+v, %v", dng, err)
 	}
 	_, err = c.DeleteSubnet(ctx, &ec2.DeleteSubnetInput{SubnetId: &subID})
-	wantAPICode(t, "DeleteSubnet in use", err, "DependencyViolation")
+	wantVPCAPICode(t, "DeleteSubnet in use", err, "DependencyViolation")
 	_, err = c.DeleteVpc(ctx, &ec2.DeleteVpcInput{VpcId: &vpcID})
-	wantAPICode(t, "DeleteVpc in use", err, "DependencyViolation")
+	wantVPCAPICode(t, "DeleteVpc in use", err, "DependencyViolation")
 
 	// Clean up in order; DeleteVpc then succeeds.
 	if _, err := c.DeleteNatGateway(ctx, &ec2.DeleteNatGatewayInput{NatGatewayId: &natID}); err != nil {
@@ -287,7 +287,7 @@ func TestVPCAPI(t *testing.T) {
 
 func TestVPCActionsUnavailableWithoutFabric(t *testing.T) {
 	s := New(Options{})
-	_, err := s.network()
+	_, err := s.vpcFabric()
 	if wireError(ServiceEC2, err).Code != "Unavailable" {
 		t.Fatalf("no fabric: %v", err)
 	}

@@ -13,14 +13,14 @@ import (
 func TestAddressesAndPublicIPs(t *testing.T) {
 	f, st := newVPCFabric(t, "vp4")
 	ctx := context.Background()
-	vpc, err := f.CreateVPC(ctx, CreateVPCInput{AccountID: testAcct, CIDR: "10.0.0.0/16"})
-	mustOK(t, "CreateVPC", err)
-	sn, err := f.CreateSubnet(ctx, CreateSubnetInput{AccountID: testAcct, VPCID: vpc.ID, CIDR: "10.0.0.0/24"})
-	mustOK(t, "CreateSubnet", err)
-	e1, err := f.CreateENI(ctx, ENIRequest{AccountID: testAcct, SubnetID: sn.ID, InstanceID: "i-00000000000000001", AssociatePublicIP: ptr(true)})
-	mustOK(t, "CreateENI", err)
-	e2, err := f.CreateENI(ctx, ENIRequest{AccountID: testAcct, SubnetID: sn.ID, InstanceID: "i-00000000000000002"})
-	mustOK(t, "CreateENI", err)
+	vpc, err := f.CreateVPC(ctx, CreateVPCInput{AccountID: vpcTestAcct, CIDR: "10.0.0.0/16"})
+	mustVPC(t, "CreateVPC", err)
+	sn, err := f.CreateSubnet(ctx, CreateSubnetInput{AccountID: vpcTestAcct, VPCID: vpc.ID, CIDR: "10.0.0.0/24"})
+	mustVPC(t, "CreateSubnet", err)
+	e1, err := f.CreateENI(ctx, ENIRequest{AccountID: vpcTestAcct, SubnetID: sn.ID, InstanceID: "i-00000000000000001", AssociatePublicIP: vpcPtr(true)})
+	mustVPC(t, "CreateENI", err)
+	e2, err := f.CreateENI(ctx, ENIRequest{AccountID: vpcTestAcct, SubnetID: sn.ID, InstanceID: "i-00000000000000002"})
+	mustVPC(t, "CreateENI", err)
 	if e1.PublicIP == "" || e2.PublicIP != "" {
 		t.Fatalf("public IPs: asked %q, subnet default (off) %q", e1.PublicIP, e2.PublicIP)
 	}
@@ -32,14 +32,14 @@ func TestAddressesAndPublicIPs(t *testing.T) {
 	errs := make([]error, 8)
 	for i := range 8 {
 		wg.Add(1)
-		go func() { defer wg.Done(); got8[i], errs[i] = f.AllocateAddress(ctx, testAcct) }()
+		go func() { defer wg.Done(); got8[i], errs[i] = f.AllocateAddress(ctx, vpcTestAcct) }()
 	}
 	wg.Wait()
 	seen := map[string]bool{e1.PublicIP: true}
 	var addrs []Address
 	for i := range 8 {
 		if errs[i] != nil {
-			wantCode(t, "concurrent allocation over the quota", errs[i], "AddressLimitExceeded")
+			wantVPCCode(t, "concurrent allocation over the quota", errs[i], "AddressLimitExceeded")
 			continue
 		}
 		if seen[got8[i].PublicIP] {
@@ -51,19 +51,19 @@ func TestAddressesAndPublicIPs(t *testing.T) {
 	if len(addrs) != 5 {
 		t.Fatalf("%d of 8 concurrent allocations succeeded, want 5", len(addrs))
 	}
-	_, err = f.AllocateAddress(ctx, testAcct)
-	wantCode(t, "6th Elastic IP", err, "AddressLimitExceeded")
-	if n, p := count(t, st, "eips/"), count(t, st, "public-ips/"); n != 5 || p != 6 {
+	_, err = f.AllocateAddress(ctx, vpcTestAcct)
+	wantVPCCode(t, "6th Elastic IP", err, "AddressLimitExceeded")
+	if n, p := countKeys(t, st, "eips/"), countKeys(t, st, "public-ips/"); n != 5 || p != 6 {
 		t.Fatalf("after the refused 6th: %d Elastic IPs, %d pool addresses held; want 5 and 6", n, p)
 	}
 	a := addrs[0]
 
 	// No internet gateway yet.
-	_, err = f.AssociateAddress(ctx, AssociateAddressInput{AccountID: testAcct, AllocationID: a.AllocationID, InstanceID: e1.InstanceID})
-	wantCode(t, "associate without gateway", err, "Gateway.NotAttached")
-	igw, err := f.CreateInternetGateway(ctx, testAcct)
-	mustOK(t, "CreateInternetGateway", err)
-	mustOK(t, "Attach", f.AttachInternetGateway(ctx, testAcct, igw.ID, vpc.ID))
+	_, err = f.AssociateAddress(ctx, AssociateAddressInput{AccountID: vpcTestAcct, AllocationID: a.AllocationID, InstanceID: e1.InstanceID})
+	wantVPCCode(t, "associate without gateway", err, "Gateway.NotAttached")
+	igw, err := f.CreateInternetGateway(ctx, vpcTestAcct)
+	mustVPC(t, "CreateInternetGateway", err)
+	mustVPC(t, "Attach", f.AttachInternetGateway(ctx, vpcTestAcct, igw.ID, vpc.ID))
 
 	for _, c := range []struct {
 		name string
@@ -76,16 +76,16 @@ func TestAddressesAndPublicIPs(t *testing.T) {
 		{"wrong private IP", AssociateAddressInput{AllocationID: a.AllocationID, NetworkInterfaceID: e1.ID, PrivateIP: "10.0.0.200"}, "InvalidParameterValue"},
 		{"no target", AssociateAddressInput{AllocationID: a.AllocationID}, "MissingParameter"},
 	} {
-		c.in.AccountID = testAcct
+		c.in.AccountID = vpcTestAcct
 		_, err := f.AssociateAddress(ctx, c.in)
-		wantCode(t, c.name, err, c.code)
+		wantVPCCode(t, c.name, err, c.code)
 	}
 
 	// Associating replaces e1's auto-assigned public IP, which goes back
 	// to the pool.
-	assoc, err := f.AssociateAddress(ctx, AssociateAddressInput{AccountID: testAcct, AllocationID: a.AllocationID, InstanceID: e1.InstanceID})
-	mustOK(t, "AssociateAddress", err)
-	got, _, _ := store.Load[ENI](ctx, st, eniKey(testAcct, e1.ID))
+	assoc, err := f.AssociateAddress(ctx, AssociateAddressInput{AccountID: vpcTestAcct, AllocationID: a.AllocationID, InstanceID: e1.InstanceID})
+	mustVPC(t, "AssociateAddress", err)
+	got, _, _ := store.Load[ENI](ctx, st, eniKey(vpcTestAcct, e1.ID))
 	if got.PublicIP != "" || got.EIPAllocationID != a.AllocationID {
 		t.Fatalf("ENI after association: %+v", got)
 	}
@@ -93,27 +93,27 @@ func TestAddressesAndPublicIPs(t *testing.T) {
 	if _, err := st.Get(ctx, publicIPKey(e1.PublicIP), &held); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("replaced public IP %s still held: %+v %v", e1.PublicIP, held, err)
 	}
-	again, err := f.AssociateAddress(ctx, AssociateAddressInput{AccountID: testAcct, AllocationID: a.AllocationID, NetworkInterfaceID: e1.ID})
+	again, err := f.AssociateAddress(ctx, AssociateAddressInput{AccountID: vpcTestAcct, AllocationID: a.AllocationID, NetworkInterfaceID: e1.ID})
 	if err != nil || again != assoc {
 		t.Fatalf("associating to the same interface again: %s, %v; want %s", again, err, assoc)
 	}
-	_, err = f.AssociateAddress(ctx, AssociateAddressInput{AccountID: testAcct, AllocationID: a.AllocationID, NetworkInterfaceID: e2.ID})
-	wantCode(t, "reassociate without AllowReassociation", err, "Resource.AlreadyAssociated")
-	wantCode(t, "release associated", f.ReleaseAddress(ctx, testAcct, a.AllocationID, ""), "InvalidIPAddress.InUse")
-	wantCode(t, "detach with an Elastic IP mapped", f.DetachInternetGateway(ctx, testAcct, igw.ID, vpc.ID), "DependencyViolation")
+	_, err = f.AssociateAddress(ctx, AssociateAddressInput{AccountID: vpcTestAcct, AllocationID: a.AllocationID, NetworkInterfaceID: e2.ID})
+	wantVPCCode(t, "reassociate without AllowReassociation", err, "Resource.AlreadyAssociated")
+	wantVPCCode(t, "release associated", f.ReleaseAddress(ctx, vpcTestAcct, a.AllocationID, ""), "InvalidIPAddress.InUse")
+	wantVPCCode(t, "detach with an Elastic IP mapped", f.DetachInternetGateway(ctx, vpcTestAcct, igw.ID, vpc.ID), "DependencyViolation")
 
 	// AllowReassociation moves it, by public IP.
-	assoc2, err := f.AssociateAddress(ctx, AssociateAddressInput{AccountID: testAcct, PublicIP: a.PublicIP, NetworkInterfaceID: e2.ID, AllowReassociation: true})
-	mustOK(t, "reassociate", err)
-	got1, _, _ := store.Load[ENI](ctx, st, eniKey(testAcct, e1.ID))
-	got2, _, _ := store.Load[ENI](ctx, st, eniKey(testAcct, e2.ID))
-	ga, _, _ := store.Load[Address](ctx, st, eipKey(testAcct, a.AllocationID))
+	assoc2, err := f.AssociateAddress(ctx, AssociateAddressInput{AccountID: vpcTestAcct, PublicIP: a.PublicIP, NetworkInterfaceID: e2.ID, AllowReassociation: true})
+	mustVPC(t, "reassociate", err)
+	got1, _, _ := store.Load[ENI](ctx, st, eniKey(vpcTestAcct, e1.ID))
+	got2, _, _ := store.Load[ENI](ctx, st, eniKey(vpcTestAcct, e2.ID))
+	ga, _, _ := store.Load[Address](ctx, st, eipKey(vpcTestAcct, a.AllocationID))
 	if got1.EIPAllocationID != "" || got2.EIPAllocationID != a.AllocationID || ga.NetworkInterfaceID != e2.ID ||
 		ga.InstanceID != e2.InstanceID || ga.PrivateIP != e2.PrivateIP || ga.AssociationID != assoc2 {
 		t.Fatalf("after the move: e1 %+v, e2 %+v, address %+v", got1, got2, ga)
 	}
-	views, err := f.NetworkInterfaces(ctx, testAcct)
-	mustOK(t, "NetworkInterfaces", err)
+	views, err := f.NetworkInterfaces(ctx, vpcTestAcct)
+	mustVPC(t, "NetworkInterfaces", err)
 	for _, v := range views {
 		if v.ID == e2.ID && (v.PublicIP != a.PublicIP || v.AllocationID != a.AllocationID || v.AssociationID != assoc2 ||
 			len(v.Groups) != 1 || v.Groups[0].ID != vpc.DefaultSecurityGroupID || v.Groups[0].Name != "default") {
@@ -121,67 +121,67 @@ func TestAddressesAndPublicIPs(t *testing.T) {
 		}
 	}
 
-	wantCode(t, "disassociate unknown", f.DisassociateAddress(ctx, testAcct, "eipassoc-00000000000000000", ""), "InvalidAssociationID.NotFound")
-	mustOK(t, "DisassociateAddress", f.DisassociateAddress(ctx, testAcct, assoc2, ""))
-	got2, _, _ = store.Load[ENI](ctx, st, eniKey(testAcct, e2.ID))
+	wantVPCCode(t, "disassociate unknown", f.DisassociateAddress(ctx, vpcTestAcct, "eipassoc-00000000000000000", ""), "InvalidAssociationID.NotFound")
+	mustVPC(t, "DisassociateAddress", f.DisassociateAddress(ctx, vpcTestAcct, assoc2, ""))
+	got2, _, _ = store.Load[ENI](ctx, st, eniKey(vpcTestAcct, e2.ID))
 	if got2.EIPAllocationID != "" {
 		t.Fatalf("interface still maps the address: %+v", got2)
 	}
-	mustOK(t, "ReleaseAddress", f.ReleaseAddress(ctx, testAcct, "", a.PublicIP))
-	wantCode(t, "release again", f.ReleaseAddress(ctx, testAcct, a.AllocationID, ""), "InvalidAllocationID.NotFound")
+	mustVPC(t, "ReleaseAddress", f.ReleaseAddress(ctx, vpcTestAcct, "", a.PublicIP))
+	wantVPCCode(t, "release again", f.ReleaseAddress(ctx, vpcTestAcct, a.AllocationID, ""), "InvalidAllocationID.NotFound")
 	if _, err := st.Get(ctx, publicIPKey(a.PublicIP), &held); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("released address still held: %v", err)
 	}
 
 	// Stop/start: the auto-assigned public IP changes hands, an Elastic IP
 	// stays.
-	ip, err := f.AssignPublicIP(ctx, testAcct, e1.ID)
-	mustOK(t, "AssignPublicIP", err)
-	mustOK(t, "ReleasePublicIP", f.ReleasePublicIP(ctx, testAcct, e1.ID))
-	if got, _, _ := store.Load[ENI](ctx, st, eniKey(testAcct, e1.ID)); got.PublicIP != "" {
+	ip, err := f.AssignPublicIP(ctx, vpcTestAcct, e1.ID)
+	mustVPC(t, "AssignPublicIP", err)
+	mustVPC(t, "ReleasePublicIP", f.ReleasePublicIP(ctx, vpcTestAcct, e1.ID))
+	if got, _, _ := store.Load[ENI](ctx, st, eniKey(vpcTestAcct, e1.ID)); got.PublicIP != "" {
 		t.Fatalf("public IP %s kept after release", ip)
 	}
 	if _, err := st.Get(ctx, publicIPKey(ip), &held); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("released public IP still held: %v", err)
 	}
 	b := addrs[1]
-	_, err = f.AssociateAddress(ctx, AssociateAddressInput{AccountID: testAcct, AllocationID: b.AllocationID, NetworkInterfaceID: e1.ID})
-	mustOK(t, "associate b", err)
-	ip, err = f.AssignPublicIP(ctx, testAcct, e1.ID)
+	_, err = f.AssociateAddress(ctx, AssociateAddressInput{AccountID: vpcTestAcct, AllocationID: b.AllocationID, NetworkInterfaceID: e1.ID})
+	mustVPC(t, "associate b", err)
+	ip, err = f.AssignPublicIP(ctx, vpcTestAcct, e1.ID)
 	if err != nil || ip != b.PublicIP {
 		t.Fatalf("AssignPublicIP with an Elastic IP: %s, %v; want %s", ip, err, b.PublicIP)
 	}
 	// Deleting the interface disassociates (never releases) its Elastic IP.
-	mustOK(t, "DeleteENI", f.DeleteENI(ctx, testAcct, e1.ID))
-	if gb, _, err := store.Load[Address](ctx, st, eipKey(testAcct, b.AllocationID)); err != nil || gb.AssociationID != "" {
+	mustVPC(t, "DeleteENI", f.DeleteENI(ctx, vpcTestAcct, e1.ID))
+	if gb, _, err := store.Load[Address](ctx, st, eipKey(vpcTestAcct, b.AllocationID)); err != nil || gb.AssociationID != "" {
 		t.Fatalf("Elastic IP after its interface was deleted: %+v, %v", gb, err)
 	}
-	mustOK(t, "DeleteENI", f.DeleteENI(ctx, testAcct, e2.ID))
-	mustOK(t, "DeleteSubnet", f.DeleteSubnet(ctx, testAcct, sn.ID))
-	mustOK(t, "Detach", f.DetachInternetGateway(ctx, testAcct, igw.ID, vpc.ID))
-	mustOK(t, "DeleteVPC", f.DeleteVPC(ctx, testAcct, vpc.ID))
+	mustVPC(t, "DeleteENI", f.DeleteENI(ctx, vpcTestAcct, e2.ID))
+	mustVPC(t, "DeleteSubnet", f.DeleteSubnet(ctx, vpcTestAcct, sn.ID))
+	mustVPC(t, "Detach", f.DetachInternetGateway(ctx, vpcTestAcct, igw.ID, vpc.ID))
+	mustVPC(t, "DeleteVPC", f.DeleteVPC(ctx, vpcTestAcct, vpc.ID))
 }
 
 func TestNatGateways(t *testing.T) {
 	f, st := newVPCFabric(t, "vp5")
 	ctx := context.Background()
-	vpc, err := f.CreateVPC(ctx, CreateVPCInput{AccountID: testAcct, CIDR: "10.0.0.0/16"})
-	mustOK(t, "CreateVPC", err)
-	pub, err := f.CreateSubnet(ctx, CreateSubnetInput{AccountID: testAcct, VPCID: vpc.ID, CIDR: "10.0.0.0/28"})
-	mustOK(t, "CreateSubnet", err)
-	priv, err := f.CreateSubnet(ctx, CreateSubnetInput{AccountID: testAcct, VPCID: vpc.ID, CIDR: "10.0.1.0/24"})
-	mustOK(t, "CreateSubnet", err)
-	igw, err := f.CreateInternetGateway(ctx, testAcct)
-	mustOK(t, "CreateInternetGateway", err)
-	mustOK(t, "Attach", f.AttachInternetGateway(ctx, testAcct, igw.ID, vpc.ID))
-	a, err := f.AllocateAddress(ctx, testAcct)
-	mustOK(t, "AllocateAddress", err)
-	used, err := f.AllocateAddress(ctx, testAcct)
-	mustOK(t, "AllocateAddress", err)
-	e, err := f.CreateENI(ctx, ENIRequest{AccountID: testAcct, SubnetID: pub.ID, InstanceID: "i-00000000000000003"})
-	mustOK(t, "CreateENI", err)
-	_, err = f.AssociateAddress(ctx, AssociateAddressInput{AccountID: testAcct, AllocationID: used.AllocationID, NetworkInterfaceID: e.ID})
-	mustOK(t, "AssociateAddress", err)
+	vpc, err := f.CreateVPC(ctx, CreateVPCInput{AccountID: vpcTestAcct, CIDR: "10.0.0.0/16"})
+	mustVPC(t, "CreateVPC", err)
+	pub, err := f.CreateSubnet(ctx, CreateSubnetInput{AccountID: vpcTestAcct, VPCID: vpc.ID, CIDR: "10.0.0.0/28"})
+	mustVPC(t, "CreateSubnet", err)
+	priv, err := f.CreateSubnet(ctx, CreateSubnetInput{AccountID: vpcTestAcct, VPCID: vpc.ID, CIDR: "10.0.1.0/24"})
+	mustVPC(t, "CreateSubnet", err)
+	igw, err := f.CreateInternetGateway(ctx, vpcTestAcct)
+	mustVPC(t, "CreateInternetGateway", err)
+	mustVPC(t, "Attach", f.AttachInternetGateway(ctx, vpcTestAcct, igw.ID, vpc.ID))
+	a, err := f.AllocateAddress(ctx, vpcTestAcct)
+	mustVPC(t, "AllocateAddress", err)
+	used, err := f.AllocateAddress(ctx, vpcTestAcct)
+	mustVPC(t, "AllocateAddress", err)
+	e, err := f.CreateENI(ctx, ENIRequest{AccountID: vpcTestAcct, SubnetID: pub.ID, InstanceID: "i-00000000000000003"})
+	mustVPC(t, "CreateENI", err)
+	_, err = f.AssociateAddress(ctx, AssociateAddressInput{AccountID: vpcTestAcct, AllocationID: used.AllocationID, NetworkInterfaceID: e.ID})
+	mustVPC(t, "AssociateAddress", err)
 
 	for _, c := range []struct {
 		name string
@@ -195,81 +195,81 @@ func TestNatGateways(t *testing.T) {
 		{"private", CreateNatGatewayInput{SubnetID: pub.ID, AllocationID: a.AllocationID, ConnectivityType: "private"}, "Unsupported"},
 		{"bogus type", CreateNatGatewayInput{SubnetID: pub.ID, AllocationID: a.AllocationID, ConnectivityType: "bogus"}, "InvalidParameterValue"},
 	} {
-		c.in.AccountID = testAcct
+		c.in.AccountID = vpcTestAcct
 		_, err := f.CreateNatGateway(ctx, c.in)
-		wantCode(t, c.name, err, c.code)
+		wantVPCCode(t, c.name, err, c.code)
 	}
-	if n := count(t, st, "natgws/"); n != 0 {
+	if n := countKeys(t, st, "natgws/"); n != 0 {
 		t.Fatalf("%d NAT gateway records after refused creates", n)
 	}
 
-	n, err := f.CreateNatGateway(ctx, CreateNatGatewayInput{AccountID: testAcct, SubnetID: pub.ID, AllocationID: a.AllocationID})
-	mustOK(t, "CreateNatGateway", err)
+	n, err := f.CreateNatGateway(ctx, CreateNatGatewayInput{AccountID: vpcTestAcct, SubnetID: pub.ID, AllocationID: a.AllocationID})
+	mustVPC(t, "CreateNatGateway", err)
 	if n.State != "available" || n.PublicIP != a.PublicIP || n.VPCID != vpc.ID || n.PrivateIP == "" || n.PrivateIP == e.PrivateIP {
 		t.Fatalf("NAT gateway: %+v (instance has %s)", n, e.PrivateIP)
 	}
-	ne, _, err := store.Load[ENI](ctx, st, eniKey(testAcct, n.NetworkInterfaceID))
+	ne, _, err := store.Load[ENI](ctx, st, eniKey(vpcTestAcct, n.NetworkInterfaceID))
 	if err != nil || ne.InterfaceType != "nat_gateway" || ne.Tap != "" || ne.PrivateIP != n.PrivateIP {
 		t.Fatalf("NAT gateway's interface: %+v, %v", ne, err)
 	}
-	ga, _, _ := store.Load[Address](ctx, st, eipKey(testAcct, a.AllocationID))
+	ga, _, _ := store.Load[Address](ctx, st, eipKey(vpcTestAcct, a.AllocationID))
 	if ga.NetworkInterfaceID != ne.ID || ga.AssociationID == "" {
 		t.Fatalf("Elastic IP of the NAT gateway: %+v", ga)
 	}
-	list, _ := f.ListSubnets(ctx, testAcct)
+	list, _ := f.ListSubnets(ctx, vpcTestAcct)
 	for _, s := range list {
 		if s.ID == pub.ID && s.AvailableIPAddressCount != 11-2 {
 			t.Fatalf("/28 with an instance and a NAT gateway: %d available, want 9", s.AvailableIPAddressCount)
 		}
 	}
-	wantCode(t, "release the NAT's address", f.ReleaseAddress(ctx, testAcct, a.AllocationID, ""), "InvalidIPAddress.InUse")
-	wantCode(t, "disassociate the NAT's address", f.DisassociateAddress(ctx, testAcct, ga.AssociationID, ""), "InvalidIPAddress.InUse")
-	_, err = f.AssociateAddress(ctx, AssociateAddressInput{AccountID: testAcct, AllocationID: a.AllocationID, NetworkInterfaceID: e.ID, AllowReassociation: true})
-	wantCode(t, "steal the NAT's address", err, "Resource.AlreadyAssociated")
+	wantVPCCode(t, "release the NAT's address", f.ReleaseAddress(ctx, vpcTestAcct, a.AllocationID, ""), "InvalidIPAddress.InUse")
+	wantVPCCode(t, "disassociate the NAT's address", f.DisassociateAddress(ctx, vpcTestAcct, ga.AssociationID, ""), "InvalidIPAddress.InUse")
+	_, err = f.AssociateAddress(ctx, AssociateAddressInput{AccountID: vpcTestAcct, AllocationID: a.AllocationID, NetworkInterfaceID: e.ID, AllowReassociation: true})
+	wantVPCCode(t, "steal the NAT's address", err, "Resource.AlreadyAssociated")
 
-	rt, err := f.CreateRouteTable(ctx, testAcct, vpc.ID)
-	mustOK(t, "CreateRouteTable", err)
-	mustOK(t, "route to NAT", f.CreateRoute(ctx, RouteInput{AccountID: testAcct, RouteTableID: rt.ID, DestinationCIDR: "0.0.0.0/0", NatGatewayID: n.ID}))
-	_, err = f.AssociateRouteTable(ctx, testAcct, rt.ID, priv.ID)
-	mustOK(t, "associate", err)
-	eff, _ := f.EffectiveRoutes(ctx, testAcct, vpc.ID)
+	rt, err := f.CreateRouteTable(ctx, vpcTestAcct, vpc.ID)
+	mustVPC(t, "CreateRouteTable", err)
+	mustVPC(t, "route to NAT", f.CreateRoute(ctx, RouteInput{AccountID: vpcTestAcct, RouteTableID: rt.ID, DestinationCIDR: "0.0.0.0/0", NatGatewayID: n.ID}))
+	_, err = f.AssociateRouteTable(ctx, vpcTestAcct, rt.ID, priv.ID)
+	mustVPC(t, "associate", err)
+	eff, _ := f.EffectiveRoutes(ctx, vpcTestAcct, vpc.ID)
 	if r := eff[priv.ID]; len(r) != 2 || r[1].Kind != TargetNAT || r[1].NatPublicIP != a.PublicIP || r[1].NatSubnetID != pub.ID {
 		t.Fatalf("private subnet routes: %+v", r)
 	}
 
-	wantCode(t, "delete subnet with NAT", f.DeleteSubnet(ctx, testAcct, pub.ID), "DependencyViolation")
-	wantCode(t, "delete VPC with NAT", f.DeleteVPC(ctx, testAcct, vpc.ID), "DependencyViolation")
-	_, err = f.DeleteNatGateway(ctx, testAcct, "nat-00000000000000000")
-	wantCode(t, "delete missing NAT", err, "NatGatewayNotFound")
-	d, err := f.DeleteNatGateway(ctx, testAcct, n.ID)
-	mustOK(t, "DeleteNatGateway", err)
+	wantVPCCode(t, "delete subnet with NAT", f.DeleteSubnet(ctx, vpcTestAcct, pub.ID), "DependencyViolation")
+	wantVPCCode(t, "delete VPC with NAT", f.DeleteVPC(ctx, vpcTestAcct, vpc.ID), "DependencyViolation")
+	_, err = f.DeleteNatGateway(ctx, vpcTestAcct, "nat-00000000000000000")
+	wantVPCCode(t, "delete missing NAT", err, "NatGatewayNotFound")
+	d, err := f.DeleteNatGateway(ctx, vpcTestAcct, n.ID)
+	mustVPC(t, "DeleteNatGateway", err)
 	if d.State != "deleted" || d.DeleteTime == "" {
 		t.Fatalf("deleted NAT gateway: %+v", d)
 	}
-	if _, _, err := store.Load[ENI](ctx, st, eniKey(testAcct, n.NetworkInterfaceID)); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := store.Load[ENI](ctx, st, eniKey(vpcTestAcct, n.NetworkInterfaceID)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("NAT interface left: %v", err)
 	}
-	if ga, _, _ := store.Load[Address](ctx, st, eipKey(testAcct, a.AllocationID)); ga.AssociationID != "" {
+	if ga, _, _ := store.Load[Address](ctx, st, eipKey(vpcTestAcct, a.AllocationID)); ga.AssociationID != "" {
 		t.Fatalf("Elastic IP still associated after the NAT gateway's deletion: %+v", ga)
 	}
-	nats, _ := f.ListNatGateways(ctx, testAcct)
+	nats, _ := f.ListNatGateways(ctx, vpcTestAcct)
 	if len(nats) != 1 || nats[0].State != "deleted" {
 		t.Fatalf("deleted NAT gateway should stay visible for a while: %+v", nats)
 	}
-	tables, _ := f.RouteTables(ctx, testAcct)
+	tables, _ := f.RouteTables(ctx, vpcTestAcct)
 	for _, tb := range tables {
 		if tb.ID == rt.ID && tb.RouteViews[1].State != "blackhole" {
 			t.Fatalf("route to a deleted NAT gateway: %+v", tb.RouteViews)
 		}
 	}
 	// After an hour it is hidden.
-	_, err = store.Update(ctx, st, natKey(testAcct, n.ID), func(x *NatGateway) error {
+	_, err = store.Update(ctx, st, natKey(vpcTestAcct, n.ID), func(x *NatGateway) error {
 		x.DeleteTime = time.Now().Add(-NatDeletedVisibleFor - time.Minute).UTC().Format(time.RFC3339)
 		return nil
 	})
-	mustOK(t, "age the record", err)
-	if nats, _ := f.ListNatGateways(ctx, testAcct); len(nats) != 0 {
+	mustVPC(t, "age the record", err)
+	if nats, _ := f.ListNatGateways(ctx, vpcTestAcct); len(nats) != 0 {
 		t.Fatalf("NAT gateway deleted over an hour ago still listed: %+v", nats)
 	}
-	mustOK(t, "ReleaseAddress", f.ReleaseAddress(ctx, testAcct, a.AllocationID, ""))
+	mustVPC(t, "ReleaseAddress", f.ReleaseAddress(ctx, vpcTestAcct, a.AllocationID, ""))
 }

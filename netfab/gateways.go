@@ -94,7 +94,7 @@ func (f *Fabric) DetachInternetGateway(ctx context.Context, acct, igwID, vpcID s
 	}
 	for _, e := range enis {
 		if e.VPCID == vpcID && (e.PublicIP != "" || e.EIPAllocationID != "") {
-			return dependency("Network %s has some mapped public address(es). Please unmap those public address(es) before detaching the gateway.", vpcID)
+			return vpcDependency("Network %s has some mapped public address(es). Please unmap those public address(es) before detaching the gateway.", vpcID)
 		}
 	}
 	g.VPCID = ""
@@ -115,7 +115,7 @@ func (f *Fabric) DeleteInternetGateway(ctx context.Context, acct, igwID string) 
 		return err
 	}
 	if g.VPCID != "" {
-		return dependency("The internetGateway '%s' has dependencies and cannot be deleted: detach it from %s first.", igwID, g.VPCID)
+		return vpcDependency("The internetGateway '%s' has dependencies and cannot be deleted: detach it from %s first.", igwID, g.VPCID)
 	}
 	if _, err := f.st.Txn(ctx, store.OpDeleteIf(igwKey(acct, igwID), rev)); err != nil {
 		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
@@ -283,14 +283,14 @@ func (f *Fabric) DeleteNatGateway(ctx context.Context, acct, id string) (NatGate
 type NetworkInterfaceView struct {
 	ENI
 	// Groups pairs each security group ID with its name.
-	Groups []GroupRef
+	Groups []ENIGroup
 	// PublicIP is the auto-assigned or Elastic IP; with an Elastic IP,
 	// AllocationID and AssociationID are set.
 	PublicIP, AllocationID, AssociationID string
 }
 
-// GroupRef is a security group's ID and name.
-type GroupRef struct{ ID, Name string }
+// ENIGroup is a security group's ID and name.
+type ENIGroup struct{ ID, Name string }
 
 // NetworkInterfaces returns the account's interfaces (instances' and NAT
 // gateways'), sorted by ID.
@@ -324,7 +324,7 @@ func (f *Fabric) NetworkInterfaces(ctx context.Context, acct string) ([]NetworkI
 	}
 	out := make([]NetworkInterfaceView, 0, len(enis))
 	for _, e := range enis {
-		v := NetworkInterfaceView{ENI: e, PublicIP: e.PublicIP, Groups: []GroupRef{}}
+		v := NetworkInterfaceView{ENI: e, PublicIP: e.PublicIP, Groups: []ENIGroup{}}
 		if a, ok := byAlloc[e.EIPAllocationID]; ok && e.EIPAllocationID != "" {
 			v.PublicIP, v.AllocationID, v.AssociationID = a.PublicIP, a.AllocationID, a.AssociationID
 		}
@@ -336,7 +336,7 @@ func (f *Fabric) NetworkInterfaces(ctx context.Context, acct string) ([]NetworkI
 			groups = []string{defaults[e.VPCID]}
 		}
 		for _, g := range groups {
-			v.Groups = append(v.Groups, GroupRef{ID: g, Name: names[g]})
+			v.Groups = append(v.Groups, ENIGroup{ID: g, Name: names[g]})
 		}
 		out = append(out, v)
 	}

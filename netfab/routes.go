@@ -70,10 +70,10 @@ func (f *Fabric) DeleteRouteTable(ctx context.Context, acct, id string) error {
 		return err
 	}
 	if t.Main {
-		return dependency("The routeTable '%s' has dependencies and cannot be deleted: it is the main route table of %s; make another table main first.", id, t.VPCID)
+		return vpcDependency("The routeTable '%s' has dependencies and cannot be deleted: it is the main route table of %s; make another table main first.", id, t.VPCID)
 	}
 	if len(t.Associations) > 0 {
-		return dependency("The routeTable '%s' has dependencies and cannot be deleted: disassociate subnet %s first.", id, t.Associations[0].SubnetID)
+		return vpcDependency("The routeTable '%s' has dependencies and cannot be deleted: disassociate subnet %s first.", id, t.Associations[0].SubnetID)
 	}
 	if _, err := f.st.Txn(ctx, store.OpDeleteIf(rtbKey(acct, id), rev)); err != nil {
 		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
@@ -94,7 +94,7 @@ type vpcObjects struct {
 	enis    []ENI
 }
 
-func (f *Fabric) loadObjects(ctx context.Context, acct string) (vpcObjects, error) {
+func (f *Fabric) loadVPCObjects(ctx context.Context, acct string) (vpcObjects, error) {
 	var o vpcObjects
 	vpcs, err := f.ListVPCs(ctx, acct)
 	if err != nil {
@@ -125,7 +125,7 @@ func (f *Fabric) loadObjects(ctx context.Context, acct string) (vpcObjects, erro
 // RouteTables returns the account's route tables with resolved routes,
 // sorted by ID.
 func (f *Fabric) RouteTables(ctx context.Context, acct string) ([]RouteTableView, error) {
-	o, err := f.loadObjects(ctx, acct)
+	o, err := f.loadVPCObjects(ctx, acct)
 	if err != nil {
 		return nil, err
 	}

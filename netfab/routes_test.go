@@ -11,69 +11,69 @@ import (
 func TestRouteTablesAndInternetGateways(t *testing.T) {
 	f, st := newVPCFabric(t, "vp3")
 	ctx := context.Background()
-	vpc, err := f.CreateVPC(ctx, CreateVPCInput{AccountID: testAcct, CIDR: "10.0.0.0/16"})
-	mustOK(t, "CreateVPC", err)
-	vpc2, err := f.CreateVPC(ctx, CreateVPCInput{AccountID: testAcct, CIDR: "10.1.0.0/16"})
-	mustOK(t, "CreateVPC", err)
-	pub, err := f.CreateSubnet(ctx, CreateSubnetInput{AccountID: testAcct, VPCID: vpc.ID, CIDR: "10.0.0.0/24"})
-	mustOK(t, "CreateSubnet", err)
-	priv, err := f.CreateSubnet(ctx, CreateSubnetInput{AccountID: testAcct, VPCID: vpc.ID, CIDR: "10.0.1.0/24"})
-	mustOK(t, "CreateSubnet", err)
-	other, err := f.CreateSubnet(ctx, CreateSubnetInput{AccountID: testAcct, VPCID: vpc2.ID, CIDR: "10.1.0.0/24"})
-	mustOK(t, "CreateSubnet", err)
+	vpc, err := f.CreateVPC(ctx, CreateVPCInput{AccountID: vpcTestAcct, CIDR: "10.0.0.0/16"})
+	mustVPC(t, "CreateVPC", err)
+	vpc2, err := f.CreateVPC(ctx, CreateVPCInput{AccountID: vpcTestAcct, CIDR: "10.1.0.0/16"})
+	mustVPC(t, "CreateVPC", err)
+	pub, err := f.CreateSubnet(ctx, CreateSubnetInput{AccountID: vpcTestAcct, VPCID: vpc.ID, CIDR: "10.0.0.0/24"})
+	mustVPC(t, "CreateSubnet", err)
+	priv, err := f.CreateSubnet(ctx, CreateSubnetInput{AccountID: vpcTestAcct, VPCID: vpc.ID, CIDR: "10.0.1.0/24"})
+	mustVPC(t, "CreateSubnet", err)
+	other, err := f.CreateSubnet(ctx, CreateSubnetInput{AccountID: vpcTestAcct, VPCID: vpc2.ID, CIDR: "10.1.0.0/24"})
+	mustVPC(t, "CreateSubnet", err)
 
 	// Internet gateways: one per VPC, one VPC per gateway.
-	igw, err := f.CreateInternetGateway(ctx, testAcct)
-	mustOK(t, "CreateInternetGateway", err)
-	igw2, err := f.CreateInternetGateway(ctx, testAcct)
-	mustOK(t, "CreateInternetGateway", err)
-	mustOK(t, "Attach", f.AttachInternetGateway(ctx, testAcct, igw.ID, vpc.ID))
-	wantCode(t, "second gateway on a VPC", f.AttachInternetGateway(ctx, testAcct, igw2.ID, vpc.ID), "InvalidParameterValue")
-	wantCode(t, "gateway on a second VPC", f.AttachInternetGateway(ctx, testAcct, igw.ID, vpc2.ID), "Resource.AlreadyAssociated")
-	wantCode(t, "missing gateway", f.AttachInternetGateway(ctx, testAcct, "igw-00000000000000000", vpc2.ID), "InvalidInternetGatewayID.NotFound")
-	wantCode(t, "missing VPC", f.AttachInternetGateway(ctx, testAcct, igw2.ID, "vpc-00000000000000000"), "InvalidVpcID.NotFound")
-	if g, _, _ := store.Load[InternetGateway](ctx, st, igwKey(testAcct, igw2.ID)); g.VPCID != "" {
+	igw, err := f.CreateInternetGateway(ctx, vpcTestAcct)
+	mustVPC(t, "CreateInternetGateway", err)
+	igw2, err := f.CreateInternetGateway(ctx, vpcTestAcct)
+	mustVPC(t, "CreateInternetGateway", err)
+	mustVPC(t, "Attach", f.AttachInternetGateway(ctx, vpcTestAcct, igw.ID, vpc.ID))
+	wantVPCCode(t, "second gateway on a VPC", f.AttachInternetGateway(ctx, vpcTestAcct, igw2.ID, vpc.ID), "InvalidParameterValue")
+	wantVPCCode(t, "gateway on a second VPC", f.AttachInternetGateway(ctx, vpcTestAcct, igw.ID, vpc2.ID), "Resource.AlreadyAssociated")
+	wantVPCCode(t, "missing gateway", f.AttachInternetGateway(ctx, vpcTestAcct, "igw-00000000000000000", vpc2.ID), "InvalidInternetGatewayID.NotFound")
+	wantVPCCode(t, "missing VPC", f.AttachInternetGateway(ctx, vpcTestAcct, igw2.ID, "vpc-00000000000000000"), "InvalidVpcID.NotFound")
+	if g, _, _ := store.Load[InternetGateway](ctx, st, igwKey(vpcTestAcct, igw2.ID)); g.VPCID != "" {
 		t.Fatalf("refused attach left %s attached to %s", igw2.ID, g.VPCID)
 	}
-	wantCode(t, "delete attached", f.DeleteInternetGateway(ctx, testAcct, igw.ID), "DependencyViolation")
-	wantCode(t, "detach from the wrong VPC", f.DetachInternetGateway(ctx, testAcct, igw.ID, vpc2.ID), "Gateway.NotAttached")
+	wantVPCCode(t, "delete attached", f.DeleteInternetGateway(ctx, vpcTestAcct, igw.ID), "DependencyViolation")
+	wantVPCCode(t, "detach from the wrong VPC", f.DetachInternetGateway(ctx, vpcTestAcct, igw.ID, vpc2.ID), "Gateway.NotAttached")
 
 	// Route tables.
-	rt, err := f.CreateRouteTable(ctx, testAcct, vpc.ID)
-	mustOK(t, "CreateRouteTable", err)
+	rt, err := f.CreateRouteTable(ctx, vpcTestAcct, vpc.ID)
+	mustVPC(t, "CreateRouteTable", err)
 	if len(rt.RouteViews) != 1 || rt.RouteViews[0].GatewayID != "local" || rt.RouteViews[0].DestinationCIDR != "10.0.0.0/16" || rt.Main {
 		t.Fatalf("new route table: %+v", rt)
 	}
-	_, err = f.CreateRouteTable(ctx, testAcct, "vpc-00000000000000000")
-	wantCode(t, "route table in a missing VPC", err, "InvalidVpcID.NotFound")
+	_, err = f.CreateRouteTable(ctx, vpcTestAcct, "vpc-00000000000000000")
+	wantVPCCode(t, "route table in a missing VPC", err, "InvalidVpcID.NotFound")
 	route := func(dest, gw string) RouteInput {
-		return RouteInput{AccountID: testAcct, RouteTableID: rt.ID, DestinationCIDR: dest, GatewayID: gw}
+		return RouteInput{AccountID: vpcTestAcct, RouteTableID: rt.ID, DestinationCIDR: dest, GatewayID: gw}
 	}
-	mustOK(t, "CreateRoute", f.CreateRoute(ctx, route("0.0.0.0/0", igw.ID)))
-	wantCode(t, "duplicate", f.CreateRoute(ctx, route("0.0.0.0/0", igw.ID)), "RouteAlreadyExists")
-	wantCode(t, "local route", f.CreateRoute(ctx, route("10.0.0.0/16", igw.ID)), "InvalidParameterValue")
-	wantCode(t, "local target", f.CreateRoute(ctx, route("192.0.2.0/24", "local")), "InvalidParameterValue")
-	wantCode(t, "detached gateway", f.CreateRoute(ctx, route("192.0.2.0/24", igw2.ID)), "InvalidParameterValue")
-	wantCode(t, "missing gateway", f.CreateRoute(ctx, route("192.0.2.0/24", "igw-00000000000000000")), "InvalidGatewayID.NotFound")
-	wantCode(t, "missing NAT", f.CreateRoute(ctx, RouteInput{AccountID: testAcct, RouteTableID: rt.ID, DestinationCIDR: "192.0.2.0/24", NatGatewayID: "nat-00000000000000000"}), "InvalidNatGatewayID.NotFound")
-	wantCode(t, "two targets", f.CreateRoute(ctx, RouteInput{AccountID: testAcct, RouteTableID: rt.ID, DestinationCIDR: "192.0.2.0/24", GatewayID: igw.ID, NatGatewayID: "nat-1"}), "InvalidParameterCombination")
-	wantCode(t, "bad destination", f.CreateRoute(ctx, route("192.0.2.0/33", igw.ID)), "InvalidParameterValue")
-	wantCode(t, "missing table", f.CreateRoute(ctx, RouteInput{AccountID: testAcct, RouteTableID: "rtb-00000000000000000", DestinationCIDR: "0.0.0.0/0", GatewayID: igw.ID}), "InvalidRouteTableID.NotFound")
-	wantCode(t, "replace missing", f.ReplaceRoute(ctx, route("192.0.2.0/24", igw.ID)), "InvalidRoute.NotFound")
-	wantCode(t, "delete missing", f.DeleteRoute(ctx, testAcct, rt.ID, "192.0.2.0/24"), "InvalidRoute.NotFound")
-	wantCode(t, "delete local", f.DeleteRoute(ctx, testAcct, rt.ID, "10.0.0.0/16"), "InvalidParameterValue")
+	mustVPC(t, "CreateRoute", f.CreateRoute(ctx, route("0.0.0.0/0", igw.ID)))
+	wantVPCCode(t, "duplicate", f.CreateRoute(ctx, route("0.0.0.0/0", igw.ID)), "RouteAlreadyExists")
+	wantVPCCode(t, "local route", f.CreateRoute(ctx, route("10.0.0.0/16", igw.ID)), "InvalidParameterValue")
+	wantVPCCode(t, "local target", f.CreateRoute(ctx, route("192.0.2.0/24", "local")), "InvalidParameterValue")
+	wantVPCCode(t, "detached gateway", f.CreateRoute(ctx, route("192.0.2.0/24", igw2.ID)), "InvalidParameterValue")
+	wantVPCCode(t, "missing gateway", f.CreateRoute(ctx, route("192.0.2.0/24", "igw-00000000000000000")), "InvalidGatewayID.NotFound")
+	wantVPCCode(t, "missing NAT", f.CreateRoute(ctx, RouteInput{AccountID: vpcTestAcct, RouteTableID: rt.ID, DestinationCIDR: "192.0.2.0/24", NatGatewayID: "nat-00000000000000000"}), "InvalidNatGatewayID.NotFound")
+	wantVPCCode(t, "two targets", f.CreateRoute(ctx, RouteInput{AccountID: vpcTestAcct, RouteTableID: rt.ID, DestinationCIDR: "192.0.2.0/24", GatewayID: igw.ID, NatGatewayID: "nat-1"}), "InvalidParameterCombination")
+	wantVPCCode(t, "bad destination", f.CreateRoute(ctx, route("192.0.2.0/33", igw.ID)), "InvalidParameterValue")
+	wantVPCCode(t, "missing table", f.CreateRoute(ctx, RouteInput{AccountID: vpcTestAcct, RouteTableID: "rtb-00000000000000000", DestinationCIDR: "0.0.0.0/0", GatewayID: igw.ID}), "InvalidRouteTableID.NotFound")
+	wantVPCCode(t, "replace missing", f.ReplaceRoute(ctx, route("192.0.2.0/24", igw.ID)), "InvalidRoute.NotFound")
+	wantVPCCode(t, "delete missing", f.DeleteRoute(ctx, vpcTestAcct, rt.ID, "192.0.2.0/24"), "InvalidRoute.NotFound")
+	wantVPCCode(t, "delete local", f.DeleteRoute(ctx, vpcTestAcct, rt.ID, "10.0.0.0/16"), "InvalidParameterValue")
 
-	assoc, err := f.AssociateRouteTable(ctx, testAcct, rt.ID, pub.ID)
-	mustOK(t, "AssociateRouteTable", err)
-	_, err = f.AssociateRouteTable(ctx, testAcct, rt.ID, pub.ID)
-	wantCode(t, "second association", err, "Resource.AlreadyAssociated")
-	_, err = f.AssociateRouteTable(ctx, testAcct, rt.ID, other.ID)
-	wantCode(t, "subnet of another VPC", err, "InvalidParameterValue")
-	wantCode(t, "delete associated", f.DeleteRouteTable(ctx, testAcct, rt.ID), "DependencyViolation")
-	wantCode(t, "delete main", f.DeleteRouteTable(ctx, testAcct, vpc.MainRouteTableID), "DependencyViolation")
+	assoc, err := f.AssociateRouteTable(ctx, vpcTestAcct, rt.ID, pub.ID)
+	mustVPC(t, "AssociateRouteTable", err)
+	_, err = f.AssociateRouteTable(ctx, vpcTestAcct, rt.ID, pub.ID)
+	wantVPCCode(t, "second association", err, "Resource.AlreadyAssociated")
+	_, err = f.AssociateRouteTable(ctx, vpcTestAcct, rt.ID, other.ID)
+	wantVPCCode(t, "subnet of another VPC", err, "InvalidParameterValue")
+	wantVPCCode(t, "delete associated", f.DeleteRouteTable(ctx, vpcTestAcct, rt.ID), "DependencyViolation")
+	wantVPCCode(t, "delete main", f.DeleteRouteTable(ctx, vpcTestAcct, vpc.MainRouteTableID), "DependencyViolation")
 
-	eff, err := f.EffectiveRoutes(ctx, testAcct, vpc.ID)
-	mustOK(t, "EffectiveRoutes", err)
+	eff, err := f.EffectiveRoutes(ctx, vpcTestAcct, vpc.ID)
+	mustVPC(t, "EffectiveRoutes", err)
 	if r := eff[pub.ID]; len(r) != 2 || r[1].Kind != TargetIGW || r[1].TargetID != igw.ID || r[1].RouteTableID != rt.ID {
 		t.Fatalf("public subnet routes: %+v", r)
 	}
@@ -82,80 +82,80 @@ func TestRouteTablesAndInternetGateways(t *testing.T) {
 	}
 
 	// A mapped public address blocks the detach.
-	e, err := f.CreateENI(ctx, ENIRequest{AccountID: testAcct, SubnetID: pub.ID, InstanceID: "i-0000000000000000b", AssociatePublicIP: ptr(true)})
-	mustOK(t, "CreateENI", err)
-	wantCode(t, "detach with public IPs", f.DetachInternetGateway(ctx, testAcct, igw.ID, vpc.ID), "DependencyViolation")
-	mustOK(t, "ReleasePublicIP", f.ReleasePublicIP(ctx, testAcct, e.ID))
-	mustOK(t, "Detach", f.DetachInternetGateway(ctx, testAcct, igw.ID, vpc.ID))
-	tables, err := f.RouteTables(ctx, testAcct)
-	mustOK(t, "RouteTables", err)
+	e, err := f.CreateENI(ctx, ENIRequest{AccountID: vpcTestAcct, SubnetID: pub.ID, InstanceID: "i-0000000000000000b", AssociatePublicIP: vpcPtr(true)})
+	mustVPC(t, "CreateENI", err)
+	wantVPCCode(t, "detach with public IPs", f.DetachInternetGateway(ctx, vpcTestAcct, igw.ID, vpc.ID), "DependencyViolation")
+	mustVPC(t, "ReleasePublicIP", f.ReleasePublicIP(ctx, vpcTestAcct, e.ID))
+	mustVPC(t, "Detach", f.DetachInternetGateway(ctx, vpcTestAcct, igw.ID, vpc.ID))
+	tables, err := f.RouteTables(ctx, vpcTestAcct)
+	mustVPC(t, "RouteTables", err)
 	for _, tb := range tables {
 		if tb.ID == rt.ID && (len(tb.RouteViews) != 2 || tb.RouteViews[1].State != "blackhole") {
 			t.Fatalf("route to a detached gateway: %+v", tb.RouteViews)
 		}
 	}
-	mustOK(t, "Attach again", f.AttachInternetGateway(ctx, testAcct, igw.ID, vpc.ID))
+	mustVPC(t, "Attach again", f.AttachInternetGateway(ctx, vpcTestAcct, igw.ID, vpc.ID))
 	// Route to the instance, replaced to its interface.
-	mustOK(t, "route to instance", f.CreateRoute(ctx, RouteInput{AccountID: testAcct, RouteTableID: rt.ID, DestinationCIDR: "192.168.0.0/16", InstanceID: e.InstanceID}))
-	mustOK(t, "replace to ENI", f.ReplaceRoute(ctx, RouteInput{AccountID: testAcct, RouteTableID: rt.ID, DestinationCIDR: "192.168.0.0/16", NetworkInterfaceID: e.ID}))
-	eff, _ = f.EffectiveRoutes(ctx, testAcct, vpc.ID)
+	mustVPC(t, "route to instance", f.CreateRoute(ctx, RouteInput{AccountID: vpcTestAcct, RouteTableID: rt.ID, DestinationCIDR: "192.168.0.0/16", InstanceID: e.InstanceID}))
+	mustVPC(t, "replace to ENI", f.ReplaceRoute(ctx, RouteInput{AccountID: vpcTestAcct, RouteTableID: rt.ID, DestinationCIDR: "192.168.0.0/16", NetworkInterfaceID: e.ID}))
+	eff, _ = f.EffectiveRoutes(ctx, vpcTestAcct, vpc.ID)
 	if r := eff[pub.ID]; len(r) != 3 || r[1].Kind != TargetENI || r[1].NextHop != e.PrivateIP || r[2].Kind != TargetIGW {
 		t.Fatalf("routes after the ENI route: %+v", r)
 	}
-	mustOK(t, "DeleteRoute", f.DeleteRoute(ctx, testAcct, rt.ID, "192.168.0.0/16"))
+	mustVPC(t, "DeleteRoute", f.DeleteRoute(ctx, vpcTestAcct, rt.ID, "192.168.0.0/16"))
 
 	// The main association moves: rt becomes main, the old main table can
 	// then be deleted.
-	wantCode(t, "disassociate main", f.DisassociateRouteTable(ctx, testAcct, vpc.MainRouteTableID), "InvalidAssociationID.NotFound")
-	oldMain, _, _ := store.Load[RouteTable](ctx, st, rtbKey(testAcct, vpc.MainRouteTableID))
-	wantCode(t, "disassociate main assoc", f.DisassociateRouteTable(ctx, testAcct, oldMain.MainAssociationID), "InvalidParameterValue")
-	newMain, err := f.ReplaceRouteTableAssociation(ctx, testAcct, oldMain.MainAssociationID, rt.ID)
-	mustOK(t, "replace main", err)
-	v, _ := f.GetVPC(ctx, testAcct, vpc.ID)
-	nrt, _, _ := store.Load[RouteTable](ctx, st, rtbKey(testAcct, rt.ID))
+	wantVPCCode(t, "disassociate main", f.DisassociateRouteTable(ctx, vpcTestAcct, vpc.MainRouteTableID), "InvalidAssociationID.NotFound")
+	oldMain, _, _ := store.Load[RouteTable](ctx, st, rtbKey(vpcTestAcct, vpc.MainRouteTableID))
+	wantVPCCode(t, "disassociate main assoc", f.DisassociateRouteTable(ctx, vpcTestAcct, oldMain.MainAssociationID), "InvalidParameterValue")
+	newMain, err := f.ReplaceRouteTableAssociation(ctx, vpcTestAcct, oldMain.MainAssociationID, rt.ID)
+	mustVPC(t, "replace main", err)
+	v, _ := f.GetVPC(ctx, vpcTestAcct, vpc.ID)
+	nrt, _, _ := store.Load[RouteTable](ctx, st, rtbKey(vpcTestAcct, rt.ID))
 	if v.MainRouteTableID != rt.ID || !nrt.Main || nrt.MainAssociationID != newMain {
 		t.Fatalf("after replacing main: vpc main %s, table %+v", v.MainRouteTableID, nrt)
 	}
-	eff, _ = f.EffectiveRoutes(ctx, testAcct, vpc.ID)
+	eff, _ = f.EffectiveRoutes(ctx, vpcTestAcct, vpc.ID)
 	if r := eff[priv.ID]; len(r) != 2 || r[1].Kind != TargetIGW {
 		t.Fatalf("private subnet after rt became main: %+v", r)
 	}
-	mustOK(t, "delete former main", f.DeleteRouteTable(ctx, testAcct, oldMain.ID))
+	mustVPC(t, "delete former main", f.DeleteRouteTable(ctx, vpcTestAcct, oldMain.ID))
 
 	// Explicit association: replace, then disassociate.
-	rt2, err := f.CreateRouteTable(ctx, testAcct, vpc.ID)
-	mustOK(t, "CreateRouteTable", err)
-	assoc2, err := f.ReplaceRouteTableAssociation(ctx, testAcct, assoc, rt2.ID)
-	mustOK(t, "replace association", err)
+	rt2, err := f.CreateRouteTable(ctx, vpcTestAcct, vpc.ID)
+	mustVPC(t, "CreateRouteTable", err)
+	assoc2, err := f.ReplaceRouteTableAssociation(ctx, vpcTestAcct, assoc, rt2.ID)
+	mustVPC(t, "replace association", err)
 	var idx rtbSubnetIndex
 	if _, err := st.Get(ctx, rtbSubnetKey(pub.ID), &idx); err != nil || idx.RouteTableID != rt2.ID || idx.AssociationID != assoc2 {
 		t.Fatalf("rtb-by-subnet after replace: %+v, %v", idx, err)
 	}
-	mustOK(t, "disassociate", f.DisassociateRouteTable(ctx, testAcct, assoc2))
-	wantCode(t, "disassociate again", f.DisassociateRouteTable(ctx, testAcct, assoc2), "InvalidAssociationID.NotFound")
-	mustOK(t, "DeleteRouteTable", f.DeleteRouteTable(ctx, testAcct, rt2.ID))
+	mustVPC(t, "disassociate", f.DisassociateRouteTable(ctx, vpcTestAcct, assoc2))
+	wantVPCCode(t, "disassociate again", f.DisassociateRouteTable(ctx, vpcTestAcct, assoc2), "InvalidAssociationID.NotFound")
+	mustVPC(t, "DeleteRouteTable", f.DeleteRouteTable(ctx, vpcTestAcct, rt2.ID))
 	// An association goes with its subnet.
-	_, err = f.AssociateRouteTable(ctx, testAcct, rt.ID, priv.ID)
-	mustOK(t, "associate priv", err)
-	mustOK(t, "DeleteSubnet", f.DeleteSubnet(ctx, testAcct, priv.ID))
-	nrt, _, _ = store.Load[RouteTable](ctx, st, rtbKey(testAcct, rt.ID))
-	if len(nrt.Associations) != 0 || count(t, st, "rtb-by-subnet/") != 0 {
+	_, err = f.AssociateRouteTable(ctx, vpcTestAcct, rt.ID, priv.ID)
+	mustVPC(t, "associate priv", err)
+	mustVPC(t, "DeleteSubnet", f.DeleteSubnet(ctx, vpcTestAcct, priv.ID))
+	nrt, _, _ = store.Load[RouteTable](ctx, st, rtbKey(vpcTestAcct, rt.ID))
+	if len(nrt.Associations) != 0 || countKeys(t, st, "rtb-by-subnet/") != 0 {
 		t.Fatalf("association of a deleted subnet left: %+v", nrt.Associations)
 	}
 
 	// Clean up in AWS's order.
-	wantCode(t, "DeleteVPC with gateway and subnets", f.DeleteVPC(ctx, testAcct, vpc.ID), "DependencyViolation")
-	mustOK(t, "DeleteENI", f.DeleteENI(ctx, testAcct, e.ID))
-	mustOK(t, "DeleteSubnet", f.DeleteSubnet(ctx, testAcct, pub.ID))
-	mustOK(t, "Detach", f.DetachInternetGateway(ctx, testAcct, igw.ID, vpc.ID))
-	mustOK(t, "DeleteInternetGateway", f.DeleteInternetGateway(ctx, testAcct, igw.ID))
-	mustOK(t, "DeleteVPC", f.DeleteVPC(ctx, testAcct, vpc.ID)) // rt is main now: goes with it
-	if n := count(t, st, "rtbs/"+testAcct+"/"); n != 1 {
+	wantVPCCode(t, "DeleteVPC with gateway and subnets", f.DeleteVPC(ctx, vpcTestAcct, vpc.ID), "DependencyViolation")
+	mustVPC(t, "DeleteENI", f.DeleteENI(ctx, vpcTestAcct, e.ID))
+	mustVPC(t, "DeleteSubnet", f.DeleteSubnet(ctx, vpcTestAcct, pub.ID))
+	mustVPC(t, "Detach", f.DetachInternetGateway(ctx, vpcTestAcct, igw.ID, vpc.ID))
+	mustVPC(t, "DeleteInternetGateway", f.DeleteInternetGateway(ctx, vpcTestAcct, igw.ID))
+	mustVPC(t, "DeleteVPC", f.DeleteVPC(ctx, vpcTestAcct, vpc.ID)) // rt is main now: goes with it
+	if n := countKeys(t, st, "rtbs/"+vpcTestAcct+"/"); n != 1 {
 		t.Fatalf("%d route tables left, want only vpc2's main", n)
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
+func vpcPtr[T any](v T) *T { return &v }
 
 func TestEffectiveRoutes(t *testing.T) {
 	vpc := VPC{ID: "vpc-1", CIDR: "10.0.0.0/16"}

@@ -128,7 +128,7 @@ func resolveRoute(vpc VPC, r Route, igws []InternetGateway, nats []NatGateway, e
 // EffectiveRoutes is effectiveRoutes over the records of one VPC: the
 // routes the kernel sync turns into policy routing, per subnet ID.
 func (f *Fabric) EffectiveRoutes(ctx context.Context, acct, vpcID string) (map[string][]ResolvedRoute, error) {
-	o, err := f.loadObjects(ctx, acct)
+	o, err := f.loadVPCObjects(ctx, acct)
 	if err != nil {
 		return nil, err
 	}

@@ -48,7 +48,7 @@ func (f *Fabric) CreateSubnet(ctx context.Context, in CreateSubnetInput) (Subnet
 	if err != nil {
 		return SubnetView{}, err
 	}
-	p, err := parseNetwork("cidrBlock", in.CIDR)
+	p, err := vpcParseNetwork("cidrBlock", in.CIDR)
 	if err != nil {
 		return SubnetView{}, err
 	}
@@ -112,19 +112,19 @@ func (f *Fabric) pickZone(name, id string) (string, error) {
 		}
 	}
 	if name != "" {
-		return "", errdefs.InvalidParameter("InvalidParameterValue", "Value (%s) for parameter availabilityZone is invalid. Subnets can currently only be created in the following availability zones: %s.", name, joinComma(f.zones))
+		return "", errdefs.InvalidParameter("InvalidParameterValue", "Value (%s) for parameter availabilityZone is invalid. Subnets can currently only be created in the following availability zones: %s.", name, vpcJoin(f.zones))
 	}
 	if id != "" {
 		var ids []string
 		for _, z := range f.zones {
 			ids = append(ids, f.zoneID(z))
 		}
-		return "", errdefs.InvalidParameter("InvalidParameterValue", "Value (%s) for parameter availabilityZoneId is invalid. Subnets can currently only be created in the following availability zone ids: %s.", id, joinComma(ids))
+		return "", errdefs.InvalidParameter("InvalidParameterValue", "Value (%s) for parameter availabilityZoneId is invalid. Subnets can currently only be created in the following availability zone ids: %s.", id, vpcJoin(ids))
 	}
 	return f.zones[0], nil
 }
 
-func joinComma(ss []string) string {
+func vpcJoin(ss []string) string {
 	out := ""
 	for i, s := range ss {
 		if i > 0 {
@@ -199,7 +199,7 @@ func (f *Fabric) DeleteSubnet(ctx context.Context, acct, id string) error {
 		}
 		for _, e := range enis {
 			if e.SubnetID == id {
-				return dependency("The subnet '%s' has dependencies and cannot be deleted: network interface %s is in it.", id, e.ID)
+				return vpcDependency("The subnet '%s' has dependencies and cannot be deleted: network interface %s is in it.", id, e.ID)
 			}
 		}
 		nats, err := store.ListAs[NatGateway](ctx, f.st, "natgws/"+acct+"/")
@@ -208,7 +208,7 @@ func (f *Fabric) DeleteSubnet(ctx context.Context, acct, id string) error {
 		}
 		for _, n := range nats {
 			if n.SubnetID == id && n.State != "deleted" {
-				return dependency("The subnet '%s' has dependencies and cannot be deleted: delete NAT gateway %s first.", id, n.ID)
+				return vpcDependency("The subnet '%s' has dependencies and cannot be deleted: delete NAT gateway %s first.", id, n.ID)
 			}
 		}
 		ops := []store.Op{store.OpDeleteIf(subnetKey(acct, id), rev)}

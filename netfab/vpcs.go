@@ -36,7 +36,7 @@ type CreateVPCInput struct {
 
 // parseNetwork parses an IPv4 CIDR block that must be its own network
 // address (10.0.0.0/16, not 10.0.0.1/16), as EC2 requires.
-func parseNetwork(param, s string) (netip.Prefix, error) {
+func vpcParseNetwork(param, s string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil || !p.Addr().Is4() || p.Masked() != p {
 		return netip.Prefix{}, errdefs.InvalidParameter("InvalidParameterValue",
@@ -55,7 +55,7 @@ func (f *Fabric) CreateVPC(ctx context.Context, in CreateVPCInput) (VPC, error) 
 	if in.CIDR == "" {
 		return VPC{}, errdefs.New(errdefs.ClassMissingParameter, "MissingParameter", "The request must contain the parameter CidrBlock")
 	}
-	p, err := parseNetwork("cidrBlock", in.CIDR)
+	p, err := vpcParseNetwork("cidrBlock", in.CIDR)
 	if err != nil {
 		return VPC{}, err
 	}
@@ -136,7 +136,7 @@ func (f *Fabric) getVPC(ctx context.Context, acct, id string) (VPC, int64, error
 	return v, rev, err
 }
 
-func dependency(format string, args ...any) error {
+func vpcDependency(format string, args ...any) error {
 	return errdefs.New(errdefs.ClassConflict, "DependencyViolation", format, args...)
 }
 
@@ -148,7 +148,7 @@ func (f *Fabric) DeleteVPC(ctx context.Context, acct, id string) error {
 		return err
 	}
 	dep := func(what string) error {
-		return dependency("The vpc '%s' has dependencies and cannot be deleted: %s", id, what)
+		return vpcDependency("The vpc '%s' has dependencies and cannot be deleted: %s", id, what)
 	}
 	subnets, err := store.ListAs[subnetRecord](ctx, f.st, "subnets/"+acct+"/")
 	if err != nil {
@@ -298,7 +298,7 @@ func (f *Fabric) SetVPCAttribute(ctx context.Context, acct, id, attr string, val
 // tag store's Register needs to make those taggable.
 func (f *Fabric) Exists(ctx context.Context, acct, id string) (bool, error) {
 	var key string
-	switch kind, _, _ := cutKind(id); kind {
+	switch kind, _, _ := vpcCutKind(id); kind {
 	case "vpc":
 		key = vpcKey(acct, id)
 	case "subnet":
@@ -328,7 +328,7 @@ func (f *Fabric) Exists(ctx context.Context, acct, id string) (bool, error) {
 	return err == nil, err
 }
 
-func cutKind(id string) (kind, rest string, ok bool) {
+func vpcCutKind(id string) (kind, rest string, ok bool) {
 	for i := len(id) - 1; i >= 0; i-- {
 		if id[i] == '-' {
 			return id[:i], id[i+1:], true
@@ -342,13 +342,13 @@ func cutKind(id string) (kind, rest string, ok bool) {
 func (f *Fabric) zoneID(zone string) string {
 	for i, z := range f.zones {
 		if z == zone {
-			return fmt.Sprintf("%s-az%d", removeDashes(f.region), i+1)
+			return fmt.Sprintf("%s-az%d", vpcRemoveDashes(f.region), i+1)
 		}
 	}
 	return ""
 }
 
-func removeDashes(s string) string {
+func vpcRemoveDashes(s string) string {
 	out := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
 		if s[i] != '-' {
