@@ -183,6 +183,50 @@ func TestVPCAPI(t *testing.T) {
 		t.Fatalf("main table by filter: %+v, %v", dm, err)
 	}
 
+	// ID lists and pages as the SDK sends them.
+	dgi, err := c.DescribeInternetGateways(ctx, &ec2.DescribeInternetGatewaysInput{InternetGatewayIds: []string{igwID}})
+	if err != nil || len(dgi.InternetGateways) != 1 {
+		t.Fatalf("DescribeInternetGateways by id: %+v, %v", dgi, err)
+	}
+	for _, cidr := range []string{"10.0.2.0/24", "10.0.3.0/24", "10.0.4.0/24", "10.0.5.0/24", "10.0.6.0/24"} {
+		if _, err := c.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: &vpcID, CidrBlock: aws.String(cidr)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var paged []string
+	var tok *string
+	for range 3 {
+		page, err := c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{MaxResults: aws.Int32(5), NextToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sn := range page.Subnets {
+			paged = append(paged, aws.ToString(sn.SubnetId))
+		}
+		if tok = page.NextToken; tok == nil {
+			break
+		}
+	}
+	if len(paged) != 6 || tok != nil {
+		t.Fatalf("6 subnets in pages of 5: %v (next %v)", paged, tok)
+	}
+	_, err = c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{MaxResults: aws.Int32(4)})
+	wantVPCAPICode(t, "MaxResults 4", err, "InvalidParameterValue")
+	for _, id := range paged {
+		if id != subID {
+			if _, err := c.DeleteSubnet(ctx, &ec2.DeleteSubnetInput{SubnetId: aws.String(id)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{subID, igwID}, Tags: []ec2types.Tag{{Key: aws.String("tier"), Value: aws.String("web")}}}); err != nil {
+		t.Fatal(err)
+	}
+	dt, err := c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []ec2types.Filter{{Name: aws.String("tag-key"), Values: []string{"tier"}}}})
+	if err != nil || len(dt.Subnets) != 1 || len(dt.Subnets[0].Tags) != 1 {
+		t.Fatalf("DescribeSubnets by tag-key: %+v, %v", dt, err)
+	}
+
 	// Elastic IPs, an interface, NAT gateway.
 	eni, err := f.CreateENI(ctx, netfab.ENIRequest{AccountID: acct, SubnetID: subID, InstanceID: "i-0123456789abcdef0"})
 	if err != nil {
@@ -209,6 +253,12 @@ func TestVPCAPI(t *testing.T) {
 		aws.ToString(da2.Addresses[0].NetworkInterfaceId) != eni.ID || aws.ToString(da2.Addresses[0].PrivateIpAddress) != eni.PrivateIP {
 		t.Fatalf("DescribeAddresses: %+v, %v", da2, err)
 	}
+	dpi, err := c.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{PublicIps: []string{aws.ToString(da2.Addresses[0].PublicIp)}, AllocationIds: []string{allocs[0]}})
+	if err != nil || len(dpi.Addresses) != 1 {
+		t.Fatalf("DescribeAddresses by ip and id: %+v, %v", dpi, err)
+	}
+	_, err = c.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{PublicIps: []string{"198.51.100.7"}})
+	wantVPCAPICode(t, "unknown public IP", err, "InvalidAddress.NotFound")
 	_, err = c.ReleaseAddress(ctx, &ec2.ReleaseAddressInput{AllocationId: &allocs[0]})
 	wantVPCAPICode(t, "release associated", err, "InvalidIPAddress.InUse")
 
