@@ -178,6 +178,18 @@ func TestNatGateways(t *testing.T) {
 	mustVPC(t, "AllocateAddress", err)
 	used, err := f.AllocateAddress(ctx, vpcTestAcct)
 	mustVPC(t, "AllocateAddress", err)
+	// Without an internet gateway the gateway fails, as in AWS, and
+	// holds nothing.
+	mustVPC(t, "Detach", f.DetachInternetGateway(ctx, vpcTestAcct, igw.ID, vpc.ID))
+	failed, err := f.CreateNatGateway(ctx, CreateNatGatewayInput{AccountID: vpcTestAcct, SubnetID: pub.ID, AllocationID: a.AllocationID})
+	mustVPC(t, "CreateNatGateway without gateway", err)
+	if failed.State != "failed" || failed.FailureCode != "Gateway.NotAttached" || failed.NetworkInterfaceID != "" {
+		t.Fatalf("NAT gateway in a VPC without internet gateway: %+v", failed)
+	}
+	if ga, _, _ := store.Load[Address](ctx, st, eipKey(vpcTestAcct, a.AllocationID)); ga.AssociationID != "" {
+		t.Fatalf("a failed NAT gateway took the Elastic IP: %+v", ga)
+	}
+	mustVPC(t, "Attach", f.AttachInternetGateway(ctx, vpcTestAcct, igw.ID, vpc.ID))
 	e, err := f.CreateENI(ctx, ENIRequest{AccountID: vpcTestAcct, SubnetID: pub.ID, InstanceID: "i-00000000000000003"})
 	mustVPC(t, "CreateENI", err)
 	_, err = f.AssociateAddress(ctx, AssociateAddressInput{AccountID: vpcTestAcct, AllocationID: used.AllocationID, NetworkInterfaceID: e.ID})
@@ -199,8 +211,8 @@ func TestNatGateways(t *testing.T) {
 		_, err := f.CreateNatGateway(ctx, c.in)
 		wantVPCCode(t, c.name, err, c.code)
 	}
-	if n := countKeys(t, st, "natgws/"); n != 0 {
-		t.Fatalf("%d NAT gateway records after refused creates", n)
+	if n := countKeys(t, st, "natgws/"); n != 1 {
+		t.Fatalf("%d NAT gateway records after refused creates, want the failed one only", n)
 	}
 
 	n, err := f.CreateNatGateway(ctx, CreateNatGatewayInput{AccountID: vpcTestAcct, SubnetID: pub.ID, AllocationID: a.AllocationID})
@@ -253,7 +265,7 @@ func TestNatGateways(t *testing.T) {
 		t.Fatalf("Elastic IP still associated after the NAT gateway's deletion: %+v", ga)
 	}
 	nats, _ := f.ListNatGateways(ctx, vpcTestAcct)
-	if len(nats) != 1 || nats[0].State != "deleted" {
+	if len(nats) != 2 || nats[0].State == "available" || nats[1].State == "available" {
 		t.Fatalf("deleted NAT gateway should stay visible for a while: %+v", nats)
 	}
 	tables, _ := f.RouteTables(ctx, vpcTestAcct)
@@ -268,8 +280,12 @@ func TestNatGateways(t *testing.T) {
 		return nil
 	})
 	mustVPC(t, "age the record", err)
-	if nats, _ := f.ListNatGateways(ctx, vpcTestAcct); len(nats) != 0 {
+	if nats, _ := f.ListNatGateways(ctx, vpcTestAcct); len(nats) != 1 || nats[0].ID != failed.ID {
 		t.Fatalf("NAT gateway deleted over an hour ago still listed: %+v", nats)
+	}
+	d, err = f.DeleteNatGateway(ctx, vpcTestAcct, failed.ID)
+	if err != nil || d.State != "deleted" {
+		t.Fatalf("deleting the failed NAT gateway: %+v, %v", d, err)
 	}
 	mustVPC(t, "ReleaseAddress", f.ReleaseAddress(ctx, vpcTestAcct, a.AllocationID, ""))
 }

@@ -14,9 +14,13 @@ import (
 	"github.com/labcloud/labcloud/internal/store"
 )
 
-// NatDeletedVisibleFor is how long a deleted NAT gateway stays visible to
-// DescribeNatGateways, as in AWS (about an hour).
+// NatDeletedVisibleFor is how long a deleted (or failed) NAT gateway
+// stays visible to DescribeNatGateways, as in AWS (about an hour).
 const NatDeletedVisibleFor = time.Hour
+
+// natHolds reports whether a NAT gateway still holds its subnet, address
+// and VPC (deleted and failed ones hold nothing).
+func natHolds(n NatGateway) bool { return n.State != "deleted" && n.State != "failed" }
 
 func igwNotFound(id string) error {
 	return errdefs.NotFound("InvalidInternetGatewayID.NotFound", "The internetGateway ID '%s' does not exist", id)
@@ -175,6 +179,20 @@ func (f *Fabric) CreateNatGateway(ctx context.Context, in CreateNatGatewayInput)
 		if a.AssociationID != "" {
 			return NatGateway{}, errdefs.Conflict("Resource.AlreadyAssociated", "Elastic IP address [%s] is already associated (%s); disassociate it or allocate another.", in.AllocationID, a.AssociationID)
 		}
+		var igw igwVPCIndex
+		if _, err := f.st.Get(ctx, igwVPCKey(vpc.ID), &igw); errors.Is(err, store.ErrNotFound) {
+			// AWS accepts the request and the gateway fails: it is
+			// visible, state failed, for an hour, and holds nothing.
+			n := NatGateway{ID: newID("nat"), AccountID: acct, VPCID: vpc.ID, SubnetID: sn.ID, AllocationID: a.AllocationID,
+				PublicIP: a.PublicIP, State: "failed", CreateTime: time.Now().UTC().Format(time.RFC3339),
+				FailureCode: "Gateway.NotAttached", FailureMessage: "Network " + vpc.ID + " has no Internet gateway attached"}
+			if _, err := f.st.Create(ctx, natKey(acct, n.ID), n); err != nil {
+				return NatGateway{}, fmt.Errorf("recording NAT gateway: %w", err)
+			}
+			return n, nil
+		} else if err != nil {
+			return NatGateway{}, err
+		}
 		used, err := f.st.List(ctx, "enis-by-ip/"+vpc.ID+"/")
 		if err != nil {
 			return NatGateway{}, err
@@ -226,10 +244,15 @@ func (f *Fabric) ListNatGateways(ctx context.Context, acct string) ([]NatGateway
 	}
 	out := []NatGateway{}
 	for _, n := range all {
-		if n.State == "deleted" {
-			if t, err := time.Parse(time.RFC3339, n.DeleteTime); err == nil && time.Since(t) > NatDeletedVisibleFor {
-				continue
-			}
+		since := ""
+		switch n.State {
+		case "deleted":
+			since = n.DeleteTime
+		case "failed":
+			since = n.CreateTime
+		}
+		if t, err := time.Parse(time.RFC3339, since); err == nil && time.Since(t) > NatDeletedVisibleFor {
+			continue
 		}
 		out = append(out, n)
 	}
@@ -252,16 +275,9 @@ func (f *Fabric) DeleteNatGateway(ctx context.Context, acct, id string) (NatGate
 		if n.State == "deleted" {
 			return n, nil
 		}
-		ops := []store.Op{}
-		if a, arev, err := store.Load[Address](ctx, f.st, eipKey(acct, n.AllocationID)); err == nil && a.NetworkInterfaceID == n.NetworkInterfaceID {
-			a.AssociationID, a.NetworkInterfaceID, a.PrivateIP, a.InstanceID = "", "", "", ""
-			ops = append(ops, store.OpCompareAndSwap(eipKey(acct, a.AllocationID), a, arev))
-		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return NatGateway{}, err
-		}
-		if _, erev, err := store.Load[ENI](ctx, f.st, eniKey(acct, n.NetworkInterfaceID)); err == nil {
-			ops = append(ops, store.OpDeleteIf(eniKey(acct, n.NetworkInterfaceID), erev), store.OpDelete(ipKey(n.VPCID, n.PrivateIP)))
-		} else if !errors.Is(err, store.ErrNotFound) {
+		// A failed gateway never held an address or an interface.
+		ops, err := f.natReleaseOps(ctx, n)
+		if err != nil {
 			return NatGateway{}, err
 		}
 		n.State, n.DeleteTime = "deleted", time.Now().UTC().Format(time.RFC3339)
@@ -342,4 +358,30 @@ func (f *Fabric) NetworkInterfaces(ctx context.Context, acct string) ([]NetworkI
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// natReleaseOps are the ops that free a NAT gateway's Elastic IP
+// association and its interface (none for a failed gateway).
+func (f *Fabric) natReleaseOps(ctx context.Context, n NatGateway) ([]store.Op, error) {
+	acct := n.AccountID
+	ops := []store.Op{}
+	if n.NetworkInterfaceID == "" {
+		return ops, nil
+	}
+	a, arev, err := store.Load[Address](ctx, f.st, eipKey(acct, n.AllocationID))
+	switch {
+	case err == nil && a.NetworkInterfaceID == n.NetworkInterfaceID:
+		a.AssociationID, a.NetworkInterfaceID, a.PrivateIP, a.InstanceID = "", "", "", ""
+		ops = append(ops, store.OpCompareAndSwap(eipKey(acct, a.AllocationID), a, arev))
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return nil, err
+	}
+	_, erev, err := store.Load[ENI](ctx, f.st, eniKey(acct, n.NetworkInterfaceID))
+	switch {
+	case err == nil:
+		ops = append(ops, store.OpDeleteIf(eniKey(acct, n.NetworkInterfaceID), erev), store.OpDelete(ipKey(n.VPCID, n.PrivateIP)))
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, err
+	}
+	return ops, nil
 }

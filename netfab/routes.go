@@ -194,7 +194,7 @@ func (f *Fabric) checkTarget(ctx context.Context, in RouteInput, t RouteTable) (
 		r.GatewayID = in.GatewayID
 	case in.NatGatewayID != "":
 		nat, _, err := store.Load[NatGateway](ctx, f.st, natKey(in.AccountID, in.NatGatewayID))
-		if errors.Is(err, store.ErrNotFound) || err == nil && nat.State == "deleted" {
+		if errors.Is(err, store.ErrNotFound) || err == nil && !natHolds(nat) {
 			return Route{}, errdefs.NotFound("InvalidNatGatewayID.NotFound", "The natGateway ID '%s' does not exist", in.NatGatewayID)
 		} else if err != nil {
 			return Route{}, err

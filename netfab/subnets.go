@@ -207,7 +207,7 @@ func (f *Fabric) DeleteSubnet(ctx context.Context, acct, id string) error {
 			return err
 		}
 		for _, n := range nats {
-			if n.SubnetID == id && n.State != "deleted" {
+			if n.SubnetID == id && natHolds(n) {
 				return vpcDependency("The subnet '%s' has dependencies and cannot be deleted: delete NAT gateway %s first.", id, n.ID)
 			}
 		}

@@ -170,7 +170,7 @@ func (f *Fabric) DeleteVPC(ctx context.Context, acct, id string) error {
 		return err
 	}
 	for _, n := range nats {
-		if n.VPCID == id && n.State != "deleted" {
+		if n.VPCID == id && natHolds(n) {
 			return dep("delete NAT gateway " + n.ID + " first")
 		}
 	}
