@@ -49,6 +49,7 @@ func init() {
 	oidcActionTable()
 	webIdentityActionTable()
 	vpcSecurityTables(all)
+	vpcTables(all)
 
 	actionTable["sts:DecodeAuthorizationMessage"] = actionSpec{resources: all}
 	actionTable["sts:AssumeRole"] = actionSpec{

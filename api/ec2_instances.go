@@ -217,6 +217,7 @@ type InstanceItem struct {
 	State                 InstanceStateItem      `locationName:"instanceState"`
 	PrivateDNSName        string                 `locationName:"privateDnsName"`
 	PublicDNSName         string                 `locationName:"dnsName"`
+	PublicIPAddress       *string                `locationName:"ipAddress"`
 	StateTransitionReason string                 `locationName:"reason"`
 	KeyName               *string                `locationName:"keyName"`
 	AmiLaunchIndex        int32                  `locationName:"amiLaunchIndex"`
@@ -283,19 +284,28 @@ type InstanceEbsBlock struct {
 	VolumeID            string    `locationName:"volumeId"`
 }
 
+// InstanceNetworkIfaceAssociation is the public address of an instance's
+// network interface.
+type InstanceNetworkIfaceAssociation struct {
+	PublicIP      string `locationName:"publicIp"`
+	PublicDNSName string `locationName:"publicDnsName"`
+	IPOwnerID     string `locationName:"ipOwnerId"`
+}
+
 // InstanceNetworkIface is an instance's network interface.
 type InstanceNetworkIface struct {
-	NetworkInterfaceID string      `locationName:"networkInterfaceId"`
-	SubnetID           string      `locationName:"subnetId"`
-	VpcID              string      `locationName:"vpcId"`
-	OwnerID            string      `locationName:"ownerId"`
-	Status             string      `locationName:"status"`
-	MacAddress         string      `locationName:"macAddress"`
-	PrivateIPAddress   string      `locationName:"privateIpAddress"`
-	PrivateDNSName     string      `locationName:"privateDnsName"`
-	SourceDestCheck    bool        `locationName:"sourceDestCheck"`
-	Groups             []GroupItem `locationName:"groupSet" locationNameList:"item"`
-	InterfaceType      string      `locationName:"interfaceType"`
+	NetworkInterfaceID string                           `locationName:"networkInterfaceId"`
+	SubnetID           string                           `locationName:"subnetId"`
+	VpcID              string                           `locationName:"vpcId"`
+	OwnerID            string                           `locationName:"ownerId"`
+	Status             string                           `locationName:"status"`
+	MacAddress         string                           `locationName:"macAddress"`
+	PrivateIPAddress   string                           `locationName:"privateIpAddress"`
+	PrivateDNSName     string                           `locationName:"privateDnsName"`
+	SourceDestCheck    bool                             `locationName:"sourceDestCheck"`
+	Groups             []GroupItem                      `locationName:"groupSet" locationNameList:"item"`
+	InterfaceType      string                           `locationName:"interfaceType"`
+	Association        *InstanceNetworkIfaceAssociation `locationName:"association"`
 	Attachment         struct {
 		AttachmentID        string `locationName:"attachmentId"`
 		DeviceIndex         int32  `locationName:"deviceIndex"`
@@ -421,7 +431,7 @@ func (s *Server) runInstances(ctx context.Context, c *Call, in *RunInstancesInpu
 	}
 	out := &ReservationItem{ReservationID: res.Reservation.ID, OwnerID: res.Reservation.AccountID, Groups: []GroupItem{}}
 	for _, i := range res.Instances {
-		out.Instances = append(out.Instances, instanceItem(svc, i))
+		out.Instances = append(out.Instances, s.withNetworkView(ctx, instanceItem(svc, i)))
 	}
 	return out, nil
 }
@@ -564,6 +574,36 @@ func nonEmpty(s string) []string {
 	return []string{s}
 }
 
+// withNetworkView adds what the fabric knows of the instance's interface:
+// its public (or Elastic) IP and DNS name, and its security groups with
+// their names, which ModifyInstanceAttribute may have changed since launch.
+func (s *Server) withNetworkView(ctx context.Context, it InstanceItem) InstanceItem {
+	if s.opts.Network == nil || len(it.NetworkInterfaces) == 0 {
+		return it
+	}
+	n := &it.NetworkInterfaces[0]
+	info, err := s.opts.Network.InterfaceInfo(ctx, n.OwnerID, n.NetworkInterfaceID)
+	if err != nil {
+		return it // the ENI is going away (terminating): show the record
+	}
+	if info.PublicIP != "" {
+		ip := info.PublicIP
+		it.PublicIPAddress = &ip
+		it.PublicDNSName = s.opts.Network.PublicDNSName(ip)
+		n.Association = &InstanceNetworkIfaceAssociation{PublicIP: ip, PublicDNSName: it.PublicDNSName, IPOwnerID: info.IPOwner}
+	}
+	if len(info.Groups) > 0 {
+		groups := []GroupItem{}
+		for _, g := range info.Groups {
+			name := g.Name
+			groups = append(groups, GroupItem{GroupID: g.ID, GroupName: &name})
+		}
+		it.Groups, n.Groups = groups, groups
+	}
+	it.SourceDestCheck, n.SourceDestCheck = info.SourceDestCheck, info.SourceDestCheck
+	return it
+}
+
 // withStoredTags replaces the instances' launch tags with their current
 // tags from the tag store, which CreateTags and DeleteTags change.
 func (s *Server) withStoredTags(ctx context.Context, acct string, list []instances.Instance) error {
@@ -669,7 +709,7 @@ func (s *Server) describeInstances(ctx context.Context, c *Call, in *DescribeIns
 			byRes[i.ReservationID] = n
 			out.Reservations = append(out.Reservations, ReservationItem{ReservationID: i.ReservationID, OwnerID: i.AccountID, Groups: []GroupItem{}})
 		}
-		out.Reservations[n].Instances = append(out.Reservations[n].Instances, instanceItem(svc, i))
+		out.Reservations[n].Instances = append(out.Reservations[n].Instances, s.withNetworkView(ctx, instanceItem(svc, i)))
 	}
 	return out, nil
 }

@@ -117,6 +117,7 @@ func New(opts Options) *Server {
 	s.registerImages()
 	s.registerIAMProfiles()
 	s.registerSecurityGroups()
+	s.registerVPCs()
 	return s
 }
 

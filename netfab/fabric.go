@@ -52,12 +52,21 @@ type Options struct {
 	// public-name query. Nil: no public names. Return none when the
 	// VPC's enableDnsHostnames is false.
 	PublicIPv4 func(ENI) netip.Addr
+	// PublicCIDR is the pool of public and Elastic IPs (an IPv4 prefix
+	// of /16 to /29), default 203.0.113.0/24. base+1 is the host end of
+	// the public bridge; addresses base+10 to broadcast-1 are handed
+	// out, so base+2..9 stay free for the host's own uses (an "internet"
+	// gateway in tests).
+	PublicCIDR netip.Prefix
 }
 
 // VPC is a virtual network: a network namespace acting as its router.
 type VPC struct {
 	ID, AccountID, CIDR, Namespace string
 	IsDefault                      bool
+	// InstanceTenancy is "default" or "dedicated" (recorded only: all
+	// instances of a lab host share it).
+	InstanceTenancy string `json:",omitempty"`
 	// The objects every VPC is born with (records.go).
 	MainRouteTableID, DefaultNetworkACLID, DefaultSecurityGroupID string `json:",omitempty"`
 	// EnableDNSSupport and EnableDNSHostnames are the VPC attributes of
@@ -85,6 +94,10 @@ type ENIRequest struct {
 	// Groups are its security groups (1-5 of the subnet's VPC); none
 	// means the VPC's default group.
 	Groups []string
+	// AssociatePublicIP asks for an auto-assigned public IP from the
+	// pool; nil follows the subnet's MapPublicIpOnLaunch, as
+	// RunInstances' AssociatePublicIpAddress does.
+	AssociatePublicIP *bool
 }
 
 // ENI is an instance's network interface: a tap named Tap inside the VPC
@@ -102,6 +115,9 @@ type ENI struct {
 	EIPAllocationID string `json:",omitempty"`
 	// SourceDestCheck is true unless turned off (NAT instances).
 	NoSourceDestCheck bool `json:",omitempty"`
+	// InterfaceType is "" for an instance's interface and "nat_gateway"
+	// for a NAT gateway's address, which has no tap.
+	InterfaceType string `json:",omitempty"`
 }
 
 // subnetRecord is a Subnet as stored, with its owner.
@@ -130,6 +146,7 @@ type Fabric struct {
 	api    string // APIAddr
 	log    *slog.Logger
 	key    []byte
+	pub    netip.Prefix
 
 	upstream string               // Options.DNSUpstream
 	publicIP func(ENI) netip.Addr // Options.PublicIPv4
@@ -137,6 +154,9 @@ type Fabric struct {
 	// kmu serialises changes to kernel objects (namespaces, links), so
 	// that two calls never race to create or remove the same one.
 	kmu sync.Mutex
+
+	// syncMu holds a *sync.Mutex per VPC ID: one kernel sync at a time.
+	syncMu sync.Map
 
 	mu   sync.Mutex
 	vpcs map[string]*vpcRuntime // by VPC ID
@@ -178,14 +198,20 @@ func New(ctx context.Context, o Options) (*Fabric, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if !o.PublicCIDR.IsValid() {
+		o.PublicCIDR = netip.MustParsePrefix("203.0.113.0/24")
+	}
+	if !o.PublicCIDR.Addr().Is4() || o.PublicCIDR.Bits() < 16 || o.PublicCIDR.Bits() > 29 {
+		return nil, fmt.Errorf("netfab: PublicCIDR %s must be an IPv4 prefix of /16 to /29", o.PublicCIDR)
+	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
 	return &Fabric{
 		st: o.Store, zones: o.Zones, region: regionOf(o.Zones[0]), prefix: o.NamePrefix,
-		md: o.Metadata, log: o.Logger.With("component", "netfab"), key: key,
-		api: o.APIAddr, edge: edgeConfig{PublicCIDR: netip.MustParsePrefix("203.0.113.0/24"), Gateway: o.PublicGateway},
+		md: o.Metadata, log: o.Logger.With("component", "netfab"), key: key, pub: o.PublicCIDR.Masked(),
+		api: o.APIAddr, edge: edgeConfig{PublicCIDR: o.PublicCIDR.Masked(), Gateway: o.PublicGateway},
 		vpcs: map[string]*vpcRuntime{}, upstream: o.DNSUpstream, publicIP: o.PublicIPv4,
 	}, nil
 }
@@ -501,10 +527,19 @@ func (f *Fabric) CreateENI(ctx context.Context, r ENIRequest) (ENI, error) {
 		} else if clash {
 			continue // 8 hex digits of the ID collided: draw another
 		}
-		ops := []store.Op{
+		var ops []store.Op
+		if wantPublic := sn.MapPublicIPOnLaunch; r.AssociatePublicIP != nil && *r.AssociatePublicIP || r.AssociatePublicIP == nil && wantPublic {
+			pip, err := f.freePublicIP(ctx)
+			if err != nil {
+				return ENI{}, err
+			}
+			e.PublicIP = pip
+			ops = append(ops, store.OpCreate(publicIPKey(pip), publicIPIndex{AccountID: r.AccountID, ENIID: e.ID}))
+		}
+		ops = append(ops,
 			store.OpCreate(ipKey(vpc.ID, e.PrivateIP), ipIndex{AccountID: r.AccountID, ENIID: e.ID}),
 			store.OpCreate(eniKey(r.AccountID, e.ID), e),
-		}
+		)
 		if r.InstanceID != "" {
 			ops = append(ops, store.OpCreate(instKey(r.AccountID, r.InstanceID), instIndex{ENIID: e.ID}))
 		}
@@ -519,9 +554,15 @@ func (f *Fabric) CreateENI(ctx context.Context, r ENIRequest) (ENI, error) {
 			return ENI{}, fmt.Errorf("recording network interface in subnet %s: %w", sn.ID, err)
 		}
 	}
-	f.kmu.Lock()
-	err = inNamespace(e.Namespace, func() error { return ensureTap(e.Tap, sn.Bridge) })
-	f.kmu.Unlock()
+	// The filter learns the ENI (its tap, MAC, address, groups) before
+	// the tap exists: a tap the ruleset does not know gets nothing
+	// through, so there is no moment when it is open.
+	err = f.changed(ctx, r.AccountID, vpc.ID)
+	if err == nil {
+		f.kmu.Lock()
+		err = inNamespace(e.Namespace, func() error { return ensureTap(e.Tap, sn.Bridge) })
+		f.kmu.Unlock()
+	}
 	if err != nil {
 		// Revert: nothing of this ENI may stay behind.
 		_ = inNamespace(e.Namespace, func() error { return deleteLink(e.Tap) })
@@ -565,6 +606,9 @@ func (f *Fabric) existingENI(ctx context.Context, r ENIRequest) (ENI, bool, erro
 		return ENI{}, false, err
 	}
 	bridge = sn.Bridge
+	if err := f.changed(ctx, r.AccountID, e.VPCID); err != nil {
+		return ENI{}, false, err
+	}
 	f.kmu.Lock()
 	err := inNamespace(e.Namespace, func() error { return ensureTap(e.Tap, bridge) })
 	f.kmu.Unlock()
@@ -581,6 +625,9 @@ func (f *Fabric) deleteRecords(ctx context.Context, e ENI) error {
 	keys := []string{ipKey(e.VPCID, e.PrivateIP), eniKey(e.AccountID, e.ID)}
 	if e.InstanceID != "" {
 		keys = append(keys, instKey(e.AccountID, e.InstanceID))
+	}
+	if e.PublicIP != "" {
+		keys = append(keys, publicIPKey(e.PublicIP))
 	}
 	var ops []store.Op
 	for _, k := range keys {
@@ -621,10 +668,20 @@ func (f *Fabric) DeleteENI(ctx context.Context, accountID, eniID string) error {
 		}
 		return err
 	}
+	if e.EIPAllocationID != "" {
+		// AWS disassociates (never releases) an Elastic IP when its
+		// interface goes away.
+		if err := f.disassociateEIP(ctx, e.AccountID, e.EIPAllocationID); err != nil {
+			return fmt.Errorf("disassociating the Elastic IP of %s: %w", eniID, err)
+		}
+		if _, err := f.st.Get(ctx, eniKey(accountID, eniID), &e); err != nil {
+			return err
+		}
+	}
 	f.removeLease(e)
 	f.kmu.Lock()
 	var err error
-	if netnsExists(e.Namespace) {
+	if netnsExists(e.Namespace) && e.Tap != "" {
 		err = inNamespace(e.Namespace, func() error { return deleteLink(e.Tap) })
 	}
 	f.kmu.Unlock()
@@ -633,6 +690,12 @@ func (f *Fabric) DeleteENI(ctx context.Context, accountID, eniID string) error {
 	}
 	if err := f.deleteRecords(ctx, e); err != nil {
 		return fmt.Errorf("removing the record of %s: %w", eniID, err)
+	}
+	if netnsExists(e.Namespace) {
+		// Its rules, public address and NAT go with it.
+		if err := f.changed(ctx, accountID, e.VPCID); err != nil && !errdefs.Is(err, errdefs.ClassNotFound) {
+			return err
+		}
 	}
 	f.log.Info("deleted network interface", "eni", eniID)
 	return nil
@@ -674,7 +737,9 @@ func (f *Fabric) Reconcile(ctx context.Context) error {
 		for _, s := range sns {
 			bridgeOf[s.ID] = s.Bridge
 		}
-		if err := f.ensureVPC(ctx, vpc, sns); err != nil {
+		// The whole VPC (namespace, bridges, servers, gateway, routes and
+		// the filter) before any tap, so no tap is ever unfiltered.
+		if err := f.changed(ctx, vpc.AccountID, vpc.ID); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -689,6 +754,9 @@ func (f *Fabric) Reconcile(ctx context.Context) error {
 		err := inNamespace(vpc.Namespace, func() error {
 			var errs []error
 			for _, e := range mine {
+				if e.Tap == "" {
+					continue // a NAT gateway's address: no tap
+				}
 				if err := ensureTap(e.Tap, bridgeOf[e.SubnetID]); err != nil {
 					errs = append(errs, err)
 				}
@@ -712,8 +780,24 @@ func (f *Fabric) Reconcile(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("reconciling VPC %s: %w", vpc.ID, err))
 		}
 		for _, e := range mine {
-			f.addLease(e)
+			if e.Tap != "" {
+				f.addLease(e)
+			}
 		}
+	}
+	igws, err := store.ListAs[InternetGateway](ctx, f.st, "igws/")
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		keep := map[string]bool{}
+		for _, g := range igws {
+			if g.VPCID != "" {
+				keep[f.gatewayHostName(g.VPCID)] = true
+			}
+		}
+		f.kmu.Lock()
+		errs = append(errs, f.removeHostLinks(func(n string) bool { return keep[n] }))
+		f.kmu.Unlock()
 	}
 	names, err := listNetns(f.prefix + "-")
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/labcloud/labcloud/internal/errdefs"
 	"github.com/labcloud/labcloud/internal/store"
 )
 
@@ -239,18 +240,74 @@ func (f *Fabric) ensureVPCDefaults(ctx context.Context, vpc VPC) (VPC, error) {
 	}
 }
 
-// changed brings the host in line with a VPC's records after an API
-// mutation: namespace, bridges of every subnet, their DHCP servers, and
-// (as the sync grows) taps, routes and the nftables ruleset. Every
-// mutation of a VPC's objects calls it after its records are written; it
-// is idempotent and safe to call concurrently.
-func (f *Fabric) changed(ctx context.Context, acct, vpcID string) error {
-	vpc, subnets, err := f.loadVPC(ctx, acct, vpcID)
-	if err != nil {
-		return err
-	}
-	return f.ensureVPC(ctx, vpc, subnets)
-}
-
 // Region is the region the fabric serves (for DNS names and ARNs).
 func (f *Fabric) Region() string { return f.region }
+
+// Subnet returns one of the account's subnets (of any VPC).
+func (f *Fabric) Subnet(ctx context.Context, acct, id string) (Subnet, error) {
+	var sn subnetRecord
+	if _, err := f.st.Get(ctx, subnetKey(acct, id), &sn); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return Subnet{}, errdefs.NotFound("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist; list your subnets with DescribeSubnets", id)
+		}
+		return Subnet{}, err
+	}
+	return sn.Subnet, nil
+}
+
+// AutoPublicIP is an ENI's auto-assigned public IP ("" for none; an
+// Elastic IP is not one).
+func (f *Fabric) AutoPublicIP(ctx context.Context, acct, eniID string) (string, error) {
+	var e ENI
+	if _, err := f.st.Get(ctx, eniKey(acct, eniID), &e); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return "", errdefs.NotFound("InvalidNetworkInterfaceID.NotFound", "The networkInterface ID '%s' does not exist", eniID)
+		}
+		return "", err
+	}
+	return e.PublicIP, nil
+}
+
+// InterfaceInfo is what DescribeInstances and the metadata service show of
+// an instance's ENI beyond the instance record.
+type InterfaceInfo struct {
+	// PublicIP is the Elastic IP if one is associated, else the
+	// auto-assigned public IP, "" for none; IPOwner is "amazon" for an
+	// auto-assigned one and the account for an Elastic IP.
+	PublicIP, IPOwner string
+	Groups            []GroupRef
+	SourceDestCheck   bool
+}
+
+// GroupRef names a security group.
+type GroupRef struct{ ID, Name string }
+
+// InterfaceInfo reads an ENI's public address and security groups.
+func (f *Fabric) InterfaceInfo(ctx context.Context, acct, eniID string) (InterfaceInfo, error) {
+	var e ENI
+	if _, err := f.st.Get(ctx, eniKey(acct, eniID), &e); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return InterfaceInfo{}, errdefs.NotFound("InvalidNetworkInterfaceID.NotFound", "The networkInterface ID '%s' does not exist", eniID)
+		}
+		return InterfaceInfo{}, err
+	}
+	info := InterfaceInfo{PublicIP: e.PublicIP, SourceDestCheck: !e.NoSourceDestCheck}
+	if info.PublicIP != "" {
+		info.IPOwner = "amazon"
+	}
+	if e.EIPAllocationID != "" {
+		var a Address
+		if _, err := f.st.Get(ctx, eipKey(acct, e.EIPAllocationID), &a); err == nil {
+			info.PublicIP, info.IPOwner = a.PublicIP, acct
+		}
+	}
+	for _, id := range e.Groups {
+		var g SecurityGroup
+		if _, err := f.st.Get(ctx, sgKey(acct, id), &g); err == nil {
+			info.Groups = append(info.Groups, GroupRef{ID: id, Name: g.Name})
+		} else {
+			info.Groups = append(info.Groups, GroupRef{ID: id})
+		}
+	}
+	return info, nil
+}

@@ -40,6 +40,57 @@ func (n networkAdapter) CreateENI(ctx context.Context, accountID, subnetID, inst
 	return instances.ENI{ID: e.ID, MAC: e.MAC, PrivateIP: e.PrivateIP, Tap: e.Tap, NetNSPath: e.NetNSPath, SubnetID: e.SubnetID, VPCID: e.VPCID}, nil
 }
 
+// CreateInstanceENI makes an instance's ENI with its security groups and
+// public-IP choice (instances.InterfaceMaker).
+func (n networkAdapter) CreateInstanceENI(ctx context.Context, r instances.ENIRequest) (instances.ENI, error) {
+	e, err := n.f.CreateENI(ctx, netfab.ENIRequest{AccountID: r.AccountID, SubnetID: r.SubnetID, InstanceID: r.InstanceID,
+		Description: "Primary network interface of " + r.InstanceID, Groups: r.Groups, AssociatePublicIP: r.AssociatePublicIP})
+	if err != nil {
+		return instances.ENI{}, err
+	}
+	return instances.ENI{ID: e.ID, MAC: e.MAC, PrivateIP: e.PrivateIP, Tap: e.Tap, NetNSPath: e.NetNSPath, SubnetID: e.SubnetID, VPCID: e.VPCID}, nil
+}
+
+// ResolveGroups checks a launch's security groups (instances.GroupResolver):
+// IDs must be groups of the subnet's VPC; names (SecurityGroup.N) are
+// looked up in the account's default VPC, as EC2 does.
+func (n networkAdapter) ResolveGroups(ctx context.Context, acct, vpcID string, ids, names []string) ([]string, error) {
+	all := append([]string(nil), ids...)
+	for _, name := range names {
+		g, err := n.f.SecurityGroup(ctx, acct, "", name)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, g.ID)
+	}
+	return n.f.ValidateGroups(ctx, acct, vpcID, all)
+}
+
+// FindSubnet resolves a subnet of any VPC (instances.SubnetFinder).
+func (n networkAdapter) FindSubnet(ctx context.Context, acct, subnetID string) (instances.Subnet, string, error) {
+	sn, err := n.f.Subnet(ctx, acct, subnetID)
+	if err != nil {
+		return instances.Subnet{}, "", err
+	}
+	return instances.Subnet{ID: sn.ID, AvailabilityZone: sn.AvailabilityZone, CIDR: sn.CIDR, DefaultForAz: sn.DefaultForAz}, sn.VPCID, nil
+}
+
+// ReleasePublicIP and AssignPublicIP: a stopped instance gives its
+// public IP back to the pool and gets a new one when it starts
+// (instances.PublicIPs).
+func (n networkAdapter) ReleasePublicIP(ctx context.Context, acct, eniID string) (bool, error) {
+	had, err := n.f.AutoPublicIP(ctx, acct, eniID)
+	if err != nil || had == "" {
+		return false, err
+	}
+	return true, n.f.ReleasePublicIP(ctx, acct, eniID)
+}
+
+func (n networkAdapter) AssignPublicIP(ctx context.Context, acct, eniID string) error {
+	_, err := n.f.AssignPublicIP(ctx, acct, eniID)
+	return err
+}
+
 func (n networkAdapter) DeleteENI(ctx context.Context, accountID, eniID string) error {
 	return n.f.DeleteENI(ctx, accountID, eniID)
 }

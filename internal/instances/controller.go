@@ -283,6 +283,15 @@ func (s *Service) ensureRunning(ctx context.Context, key string, i Instance) err
 			return err
 		}
 	}
+	// A start after a stop: a new public IP.
+	if pub, ok := s.opts.Network.(PublicIPs); ok && i.Status.PublicIPReleased && i.Status.ENIID != "" {
+		if err := pub.AssignPublicIP(ctx, i.AccountID, i.Status.ENIID); err != nil {
+			return fmt.Errorf("assigning a public IP: %w", err)
+		}
+		if i, err = s.saveNames(ctx, key, func(i *Instance) { i.Status.PublicIPReleased = false }); err != nil {
+			return err
+		}
+	}
 	// 3. The VM.
 	st, err := s.opts.Driver.Status(ctx, i.ID)
 	notFound := errdefs.Is(err, errdefs.ClassNotFound)
@@ -378,6 +387,17 @@ func (s *Service) ensureStopped(ctx context.Context, key string, i Instance) err
 	if !notFound && st.State != hypervisor.StateStopped {
 		if err := s.opts.Driver.Stop(ctx, i.ID, hypervisor.StopOptions{Graceful: !i.Spec.ForceStop, Timeout: s.opts.StopTimeout}); err != nil {
 			return fmt.Errorf("stopping the VM: %w", err)
+		}
+	}
+	if pub, ok := s.opts.Network.(PublicIPs); ok && !i.Status.PublicIPReleased && i.Status.ENIID != "" {
+		released, err := pub.ReleasePublicIP(ctx, i.AccountID, i.Status.ENIID)
+		if err != nil && !errdefs.Is(err, errdefs.ClassNotFound) {
+			return fmt.Errorf("releasing the public IP: %w", err)
+		}
+		if released {
+			if i, err = s.saveNames(ctx, key, func(i *Instance) { i.Status.PublicIPReleased = true }); err != nil {
+				return err
+			}
 		}
 	}
 	if i.Status.State == StateStopped {

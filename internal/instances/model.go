@@ -152,6 +152,9 @@ type Status struct {
 	// EverRan is set once the VM first ran (a failed first launch ends
 	// terminated, a failed restart stopped).
 	EverRan bool `json:"everRan,omitempty"`
+	// PublicIPReleased: a stop gave the ENI's public IP back to the pool;
+	// the next start asks for a new one (AWS changes it on stop/start).
+	PublicIPReleased bool `json:"publicIpReleased,omitempty"`
 	// Attempts counts failed reconcile steps in a row; NextTry is when
 	// the next one may happen (backoff); LastError says what failed.
 	Attempts  int       `json:"attempts,omitempty"`
@@ -212,6 +215,15 @@ type GroupResolver interface {
 // without it get CreateENI (no groups, no public IP).
 type InterfaceMaker interface {
 	CreateInstanceENI(ctx context.Context, r ENIRequest) (ENI, error)
+}
+
+// PublicIPs is an optional ability of a Network: a stopped instance
+// gives its auto-assigned public IP back and gets a new one when it
+// starts, as on EC2 (an Elastic IP stays).
+type PublicIPs interface {
+	// ReleasePublicIP reports whether the ENI had a public IP to give back.
+	ReleasePublicIP(ctx context.Context, accountID, eniID string) (bool, error)
+	AssignPublicIP(ctx context.Context, accountID, eniID string) error
 }
 
 // ENIRequest asks for an instance's primary network interface.
