@@ -18,29 +18,29 @@ import (
 //
 // Lifecycle of a snapshot:
 //
-//	CreateSnapshot ──► pending ──► completed ──DeleteSnapshot──► gone
-//	                      └── (crash, failed copy) ──► error ──DeleteSnapshot──► gone
+//		CreateSnapshot ──► pending ──► completed ──DeleteSnapshot──► gone
+//		                      └── (crash, failed copy) ──► error ──DeleteSnapshot──► gone
 //
-//   - A snapshot is a point-in-time copy of a volume that stores only what
-//     differs from Parent (by default the volume's previous snapshot), so a
-//     series of snapshots costs about the data changed between them.
-//   - Deleting any snapshot keeps every other one restorable: its data
-//     moves into the snapshots that depended on it. Volumes made from a
-//     deleted snapshot keep reading it; the backend frees its space when the
-//     last such volume goes.
-//   - CreateVolume with SnapshotID is copy-on-write and near-instant: the
-//     new volume reads the snapshot's content and stores only its own
-//     writes.
-//   - CreateSnapshot of a volume that a running VM writes is only
-//     crash-consistent when the VM's block layer takes part (QEMU:
-//     blockdev-snapshot, see blockdev/qcow2.PlanLiveSnapshot); the Backend
-//     itself reads a volume that nothing writes.
-//   - Encrypted volumes stay encrypted in every snapshot and every volume
-//     made from them; keys never leave the host's key store except into
-//     the VM process that opens the volume (Volume.KeyFile).
-//   - After a crash, Recover settles half-done work: a pending snapshot
-//     becomes completed (its data is complete) or error, an interrupted
-//     delete finishes, and no volume is left unreadable.
+//	  - A snapshot is a point-in-time copy of a volume that stores only what
+//	    differs from Parent (by default the volume's previous snapshot), so a
+//	    series of snapshots costs about the data changed between them.
+//	  - Deleting any snapshot keeps every other one restorable: its data
+//	    moves into the snapshots that depended on it. Volumes made from a
+//	    deleted snapshot keep reading it; the backend frees its space when the
+//	    last such volume goes.
+//	  - CreateVolume with SnapshotID is copy-on-write and near-instant: the
+//	    new volume reads the snapshot's content and stores only its own
+//	    writes.
+//	  - CreateSnapshot of a volume that a running VM writes is only
+//	    crash-consistent when the VM's block layer takes part (QEMU:
+//	    blockdev-snapshot, see blockdev/qcow2.PlanLiveSnapshot); the Backend
+//	    itself reads a volume that nothing writes.
+//	  - Encrypted volumes stay encrypted in every snapshot and every volume
+//	    made from them; keys never leave the host's key store except into
+//	    the VM process that opens the volume (Volume.KeyFile).
+//	  - After a crash, Recover settles half-done work: a pending snapshot
+//	    becomes completed (its data is complete) or error, an interrupted
+//	    delete finishes, and no volume is left unreadable.
 //
 // Errors are errdefs errors: NotFound for an unknown id, AlreadyExists when
 // an id is taken by something different, InvalidParameter for bad sizes,

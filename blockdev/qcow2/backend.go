@@ -119,11 +119,15 @@ func checkID(kind, id string) error {
 	return nil
 }
 
-func (b *Backend) volPath(id string) string  { return filepath.Join(b.opts.Dir, "volumes", id+".qcow2") }
-func (b *Backend) volMeta(id string) string  { return filepath.Join(b.opts.Dir, "volumes", id+".json") }
-func (b *Backend) snapPath(id string) string { return filepath.Join(b.opts.Dir, "snapshots", id+".qcow2") }
-func (b *Backend) snapMeta(id string) string { return filepath.Join(b.opts.Dir, "snapshots", id+".json") }
-func (b *Backend) keyFile(id string) string  { return filepath.Join(b.opts.Dir, "keys", id+".key") }
+func (b *Backend) volPath(id string) string { return filepath.Join(b.opts.Dir, "volumes", id+".qcow2") }
+func (b *Backend) volMeta(id string) string { return filepath.Join(b.opts.Dir, "volumes", id+".json") }
+func (b *Backend) snapPath(id string) string {
+	return filepath.Join(b.opts.Dir, "snapshots", id+".qcow2")
+}
+func (b *Backend) snapMeta(id string) string {
+	return filepath.Join(b.opts.Dir, "snapshots", id+".json")
+}
+func (b *Backend) keyFile(id string) string { return filepath.Join(b.opts.Dir, "keys", id+".key") }
 
 // run runs qemu-img with args.
 func (b *Backend) run(ctx context.Context, args []string) ([]byte, error) {

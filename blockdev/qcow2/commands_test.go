@@ -16,9 +16,9 @@ func TestCommandLines(t *testing.T) {
 		got  []string
 		want string
 	}{
-		{"create plain", createArgs("/s/v.qcow2", 1 << 30, false, "", ""),
+		{"create plain", createArgs("/s/v.qcow2", 1<<30, false, "", ""),
 			"create -q -f qcow2 /s/v.qcow2 1073741824"},
-		{"create overlay", createArgs("/s/v.qcow2", 1 << 30, false, "", "/s/snap.qcow2"),
+		{"create overlay", createArgs("/s/v.qcow2", 1<<30, false, "", "/s/snap.qcow2"),
 			"create -q -f qcow2 -b /s/snap.qcow2 -F qcow2 -u /s/v.qcow2 1073741824"},
 		{"create encrypted", createArgs("/s/v.qcow2", 512, true, "/s/keys/k.key", ""),
 			"create -q " + obj + " -f qcow2 -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 /s/v.qcow2 512"},
@@ -31,7 +31,7 @@ func TestCommandLines(t *testing.T) {
 				obj + " --image-opts driver=qcow2,file.filename=/s/a,,b.qcow2,encrypt.key-secret=sec0,backing.backing.encrypt.key-secret=sec0"},
 		{"fix backing name", fixBackingArgs(enc, "/s/p.qcow2"),
 			"rebase -q -u -b /s/p.qcow2 -F qcow2 " + obj + " --image-opts driver=qcow2,file.filename=/s/a,,b.qcow2,encrypt.key-secret=sec0"},
-		{"resize", resizeArgs(plain, 2 << 30), "resize -q -f qcow2 /s/v.qcow2 2147483648"},
+		{"resize", resizeArgs(plain, 2<<30), "resize -q -f qcow2 /s/v.qcow2 2147483648"},
 		{"check encrypted", checkArgs(enc),
 			"check -U --output=json " + obj + " --image-opts driver=qcow2,file.filename=/s/a,,b.qcow2,encrypt.key-secret=sec0,backing.backing.encrypt.key-secret=sec0"},
 		{"convert to encrypted", convertArgs(plain, "/s/e.qcow2", true, "/s/keys/k.key"),
