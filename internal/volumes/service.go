@@ -751,4 +751,3 @@ func (s *Service) SetDeleteOnTermination(ctx context.Context, acct, volID string
 
 // SortVolumes orders volumes by id (DescribeVolumes pagination).
 func SortVolumes(vs []Volume) { sort.Slice(vs, func(i, j int) bool { return vs[i].ID < vs[j].ID }) }
-
