@@ -32,6 +32,7 @@ func init() {
 	}
 
 	ec2Tables(all)
+	ebsTables(all)
 
 	actionTable["sts:DecodeAuthorizationMessage"] = actionSpec{resources: all}
 	actionTable["sts:AssumeRole"] = actionSpec{

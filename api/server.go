@@ -23,6 +23,7 @@ import (
 	"github.com/labcloud/labcloud/internal/instances"
 	"github.com/labcloud/labcloud/internal/keypairs"
 	"github.com/labcloud/labcloud/internal/tags"
+	"github.com/labcloud/labcloud/internal/volumes"
 )
 
 // The services served on the one endpoint, as named in the SigV4 scope.
@@ -63,6 +64,9 @@ type Options struct {
 	Tags *tags.Tags
 	// Images is the AMI catalogue.
 	Images *imagestore.Catalogue
+	// Volumes is the EBS service; nil answers the volume and snapshot
+	// actions with Unavailable.
+	Volumes *volumes.Service
 }
 
 // Call is what a handler knows about the request it serves.
@@ -108,6 +112,7 @@ func New(opts Options) *Server {
 	s.registerKeyPairs()
 	s.registerTags()
 	s.registerImages()
+	s.registerVolumes()
 	return s
 }
 
