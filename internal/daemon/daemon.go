@@ -20,6 +20,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/labcloud/labcloud/api"
+	"github.com/labcloud/labcloud/blockdev/qcow2"
 	"github.com/labcloud/labcloud/hypervisor"
 	"github.com/labcloud/labcloud/hypervisor/qemu"
 	"github.com/labcloud/labcloud/iamd"
@@ -32,6 +33,7 @@ import (
 	"github.com/labcloud/labcloud/internal/store"
 	"github.com/labcloud/labcloud/internal/store/embedded"
 	"github.com/labcloud/labcloud/internal/tags"
+	"github.com/labcloud/labcloud/internal/volumes"
 	"github.com/labcloud/labcloud/netfab"
 )
 
@@ -110,6 +112,17 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 	tagStore.Register("ami-", images.Exists, "image")
 	tagStore.Register("key-", keyPairs.Exists, "key-pair")
 
+	vols, err := startVolumes(ctx, cfg, st, cl, log)
+	if err != nil {
+		// Everything else works without EBS; its actions answer
+		// Unavailable with this reason in the log.
+		log.Error("volumes are unavailable", "err", err)
+	} else {
+		defer vols.Close()
+		tagStore.Register("vol-", vols.Exists, "volume")
+		tagStore.Register("snap-", vols.SnapshotExists, "snapshot")
+	}
+
 	svc, stopCompute, err := startCompute(ctx, cfg, st, log, images, keyPairs)
 	if err != nil {
 		// The API (IAM, STS, Describe*) still works without the compute
@@ -122,7 +135,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 	var handler http.Handler = api.New(api.Options{
 		Accounts: accounts, Cloud: cl, Region: cfg.Region, Logger: log,
 		IAM: iam, Sessions: sessions,
-		KeyPairs: keyPairs, Images: images, Tags: tagStore, Instances: svc,
+		KeyPairs: keyPairs, Images: images, Tags: tagStore, Instances: svc, Volumes: vols,
 		Authorizer: &api.IAMAuthorizer{IAM: iam, Accounts: accounts, Now: clk.Now, Region: cfg.Region, MessageKey: msgKey},
 	})
 	if cfg.TestClock {
@@ -154,6 +167,29 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 		return fmt.Errorf("shutting down API: %w", err)
 	}
 	return nil
+}
+
+// startVolumes builds the EBS service over the qcow2 block store in
+// <StateDir>/volumes and settles what a crash interrupted.
+func startVolumes(ctx context.Context, cfg config.Config, st *store.Store, cl *cloud.Cloud, log *slog.Logger) (*volumes.Service, error) {
+	be, err := qcow2.New(qcow2.Options{Dir: filepath.Join(cfg.StateDir, "volumes")})
+	if err != nil {
+		return nil, err
+	}
+	svc := volumes.New(volumes.Options{Store: st, Backend: be, Region: cfg.Region, Logger: log.With("component", "volumes"),
+		Zones: func(ctx context.Context) ([]string, error) {
+			zs, err := cl.Zones(ctx)
+			names := make([]string, 0, len(zs))
+			for _, z := range zs {
+				names = append(names, z.Name)
+			}
+			return names, err
+		}})
+	if err := svc.Recover(ctx); err != nil {
+		svc.Close()
+		return nil, err
+	}
+	return svc, nil
 }
 
 // startCompute builds the network fabric (restoring namespaces, bridges,
