@@ -239,7 +239,8 @@ var volumeFilters = filterFields[volumeWithTags]{
 	},
 }
 
-// pageByID cuts one page of at most maxResults (minMax–maxMax) from list,
+// pageByID cuts one page of at most maxResults (at least minMax, capped
+// at maxMax) from list,
 // which is sorted by id; the token is the first id of the next page.
 func pageByID[T any](list []T, id func(T) string, maxResults *int32, nextToken *string, minMax, maxMax int) ([]T, *string, error) {
 	start := 0
@@ -254,9 +255,12 @@ func pageByID[T any](list []T, id func(T) string, maxResults *int32, nextToken *
 		return list[start:], nil, nil
 	}
 	n := int(*maxResults)
-	if n < minMax || n > maxMax {
-		return nil, nil, errdefs.InvalidParameter("InvalidParameterValue", "Value (%d) for parameter maxResults is invalid. Expecting a value between %d and %d", n, minMax, maxMax)
+	if n < minMax {
+		return nil, nil, errdefs.InvalidParameter("InvalidParameterValue", "Value (%d) for parameter maxResults is invalid. Expecting a value of at least %d", n, minMax)
 	}
+	// Larger values return maxMax items, as EC2 documents (the aws CLI
+	// sends 1000 when it paginates by itself).
+	n = min(n, maxMax)
 	end := min(start+n, len(list))
 	var tok *string
 	if end < len(list) {
