@@ -1,5 +1,7 @@
 package qcow2
 
+import "github.com/labcloud/labcloud/blockdev"
+
 // QMPCommand is one QMP command as the hypervisor's monitor sends it
 // (hypervisor/qemu Monitor.Run(ctx, c.Execute, c.Arguments, nil)).
 type QMPCommand struct {
@@ -96,4 +98,32 @@ func PlanLiveSnapshot(in LiveSnapshotInput) LiveSnapshotPlan {
 // afterwards to record the size.
 func BlockResize(formatNode string, size int64) QMPCommand {
 	return QMPCommand{Execute: "block_resize", Arguments: map[string]any{"node-name": formatNode, "size": size}}
+}
+
+// FormatNodeOptions is the blockdev-add of volume v's qcow2 format node
+// named nodeName on top of the file node fileNode (hypervisor/qemu:
+// "fmt-<id>" over "file-<id>"), with what an encrypted chain needs: the
+// key at the volume and at every encrypted backing layer, each backing
+// layer opened explicitly. secretID names a secret object the VM holds,
+// made from v.KeyFile (object-add {qom-type: secret, id, file: KeyFile,
+// format: raw}, or -object secret,id=…,file=…,format=raw). Unencrypted
+// volumes need none of this; QEMU opens their backing files from the
+// headers.
+func FormatNodeOptions(v blockdev.Volume, nodeName, fileNode, secretID string) map[string]any {
+	opts := map[string]any{"driver": "qcow2", "node-name": nodeName, "file": fileNode}
+	if !v.Encrypted {
+		return opts
+	}
+	opts["encrypt"] = map[string]any{"format": "luks", "key-secret": secretID}
+	parent := opts
+	for _, l := range v.Chain {
+		layer := map[string]any{"driver": string(l.Format), "read-only": true,
+			"file": map[string]any{"driver": "file", "filename": l.Path, "read-only": true}}
+		if l.Encrypted {
+			layer["encrypt"] = map[string]any{"format": "luks", "key-secret": secretID}
+		}
+		parent["backing"] = layer
+		parent = layer
+	}
+	return opts
 }

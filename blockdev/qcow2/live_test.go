@@ -34,12 +34,23 @@ func testLive(t *testing.T, encrypted bool) {
 	b := newBackendIn(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	v, err := b.CreateVolume(ctx, blockdev.CreateVolumeInput{ID: "vol-live", SizeBytes: 64 << 20, Encrypted: encrypted})
+	v, err := b.CreateVolume(ctx, blockdev.CreateVolumeInput{ID: "vol-src", SizeBytes: 64 << 20, Encrypted: encrypted})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := blockdevtest.QemuIO(t, v, "write -P 0x11 0 4M"); err != nil {
 		t.Fatal(err)
+	}
+	// The VM's volume is a clone of a snapshot, so QEMU opens a backing
+	// chain (with a key at each layer when encrypted).
+	if _, err := b.CreateSnapshot(ctx, blockdev.CreateSnapshotInput{ID: "snap-base", VolumeID: v.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err = b.CreateVolume(ctx, blockdev.CreateVolumeInput{ID: "vol-live", SnapshotID: "snap-base"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Chain) != 1 || v.Encrypted != encrypted {
+		t.Fatalf("clone %+v, want one backing layer, encrypted %v", v, encrypted)
 	}
 	sock := filepath.Join(dir, "qmp.sock")
 	cmd := exec.Command(qemu.DefaultBinary, "-machine", "none", "-nodefaults", "-display", "none",
@@ -65,12 +76,10 @@ func testLive(t *testing.T, encrypted bool) {
 	}
 	defer mon.Close()
 	// The driver's node graph: file node, format node (with the chain).
-	fmtNode := map[string]any{"driver": "qcow2", "node-name": "fmt-vol-live",
-		"file": map[string]any{"driver": "file", "filename": v.Path}}
-	if encrypted {
-		fmtNode["encrypt"] = map[string]any{"format": "luks", "key-secret": "vsec"}
+	if err := mon.Run(ctx, "blockdev-add", map[string]any{"driver": "file", "node-name": "file-vol-live", "filename": v.Path}, nil); err != nil {
+		t.Fatal(err)
 	}
-	if err := mon.Run(ctx, "blockdev-add", fmtNode, nil); err != nil {
+	if err := mon.Run(ctx, "blockdev-add", qcow2.FormatNodeOptions(v, "fmt-vol-live", "file-vol-live", "vsec"), nil); err != nil {
 		t.Fatal(err)
 	}
 	// The guest's device sits on a throttle node, as in hypervisor/qemu:
@@ -140,7 +149,7 @@ func testLive(t *testing.T, encrypted bool) {
 	hmpIO("read -P 0x22 1M 64k")
 	hmpIO("read -P 0x33 2M 64k")
 	hmpIO("read -P 0x44 3M 64k")
-	for _, n := range []string{"thr-vol-live", "fmt-vol-live"} {
+	for _, n := range []string{"thr-vol-live", "fmt-vol-live", "file-vol-live"} {
 		if err := mon.Run(ctx, "blockdev-del", map[string]any{"node-name": n}, nil); err != nil {
 			t.Fatalf("blockdev-del %s: %v", n, err)
 		}

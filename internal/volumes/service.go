@@ -375,6 +375,7 @@ func (s *Service) Delete(ctx context.Context, acct, id string) error {
 	if len(v.Attachments) > 0 {
 		return errdefs.Conflict("VolumeInUse", "Volume %s is currently attached to %s; detach it first", id, v.Attachments[0].InstanceID)
 	}
+	prev := v.State
 	if _, err := store.Update(ctx, s.opts.Store, volKey(acct, id), func(x *Volume) error {
 		if len(x.Attachments) > 0 {
 			return errdefs.Conflict("VolumeInUse", "Volume %s is currently attached to %s; detach it first", id, x.Attachments[0].InstanceID)
@@ -385,6 +386,15 @@ func (s *Service) Delete(ctx context.Context, acct, id string) error {
 		return err
 	}
 	if err := s.opts.Backend.DeleteVolume(ctx, id); err != nil {
+		// The volume is still whole (a snapshot in progress, say): give
+		// it back its state so the user can retry.
+		store.Update(ctx, s.opts.Store, volKey(acct, id), func(x *Volume) error {
+			x.State = prev
+			return nil
+		})
+		if errdefs.ClassOf(err) != errdefs.ClassUnknown {
+			return err
+		}
 		return fmt.Errorf("deleting the storage of %s: %w", id, err)
 	}
 	if err := s.opts.Store.Delete(ctx, volKey(acct, id)); err != nil && !errors.Is(err, store.ErrNotFound) {
