@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -138,4 +139,64 @@ func TestEBSWithTheAWSCLI(t *testing.T) {
 	if len(ds.Snapshots) != 2 {
 		t.Fatalf("snapshots after deleting the volumes: %+v", ds)
 	}
+}
+
+// kill -9 of labcloudd (and its qemu-img) during a snapshot: after a
+// restart the snapshot is completed or error, never pending or silently
+// corrupt, and the volume passes qemu-img check.
+func TestEBSKill9DuringSnapshot(t *testing.T) {
+	lookTool(t, "qemu-img")
+	qemuIO := lookTool(t, "qemu-io")
+	d := startDaemon(t, "")
+	e := newAWSEnv(t, d)
+	var v volumeJSON
+	e.ok(&v, "labcloud", "ec2", "create-volume", "--availability-zone", "lab-1a", "--size", "1")
+	volFile := filepath.Join(d.stateDir, "volumes", "volumes", v.VolumeId+".qcow2")
+	if out, err := exec.Command(qemuIO, "-f", "qcow2", "-c", "write -P 0x11 0 768M", volFile).CombinedOutput(); err != nil {
+		t.Fatalf("writing the volume: %v: %s", err, out)
+	}
+	var s snapshotJSON
+	e.ok(&s, "labcloud", "ec2", "create-snapshot", "--volume-id", v.VolumeId)
+	// Kill while the copy runs (its temporary file exists), or at once if
+	// it is already done.
+	tmp := filepath.Join(d.stateDir, "volumes", "snapshots", s.SnapshotId+".qcow2.tmp")
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(tmp); err == nil {
+			break
+		}
+	}
+	_, tmpErr := os.Stat(tmp)
+	syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+	<-d.exited
+	t.Logf("killed labcloudd; snapshot copy in progress: %v", tmpErr == nil)
+
+	d2 := startDaemon(t, d.stateDir)
+	e2 := newAWSEnv(t, d2)
+	var ds struct{ Snapshots []snapshotJSON }
+	e2.ok(&ds, "labcloud", "ec2", "describe-snapshots", "--snapshot-ids", s.SnapshotId)
+	if len(ds.Snapshots) != 1 {
+		t.Fatalf("describe-snapshots after restart: %+v", ds)
+	}
+	got := ds.Snapshots[0]
+	t.Logf("after restart the snapshot is %s", got.State)
+	switch got.State {
+	case "completed":
+		var r volumeJSON
+		e2.ok(&r, "labcloud", "ec2", "create-volume", "--availability-zone", "lab-1a", "--snapshot-id", s.SnapshotId)
+		rFile := filepath.Join(d.stateDir, "volumes", "volumes", r.VolumeId+".qcow2")
+		if out, err := exec.Command(qemuIO, "-r", "-f", "qcow2", "-c", "read -P 0x11 0 768M", rFile).CombinedOutput(); err != nil || strings.Contains(string(out), "fail") {
+			t.Fatalf("the completed snapshot does not hold the volume's data: %v: %s", err, out)
+		}
+	case "error":
+		e2.ok(nil, "labcloud", "ec2", "delete-snapshot", "--snapshot-id", s.SnapshotId)
+	default:
+		t.Fatalf("snapshot %s after restart, want completed or error", got.State)
+	}
+	if out, err := exec.Command("qemu-img", "check", "-f", "qcow2", volFile).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img check of the volume: %v: %s", err, out)
+	}
+	// The volume still snapshots fine.
+	var s2 snapshotJSON
+	e2.ok(&s2, "labcloud", "ec2", "create-snapshot", "--volume-id", v.VolumeId)
+	e2.ok(nil, "labcloud", "ec2", "wait", "snapshot-completed", "--snapshot-ids", s2.SnapshotId)
 }
