@@ -286,6 +286,10 @@ type CreateInput struct {
 	Throughput       *int
 	SnapshotID       string
 	Encrypted        *bool
+	// BaseImage is the read-only qcow2 disk of an AMI: the instance
+	// layer makes root volumes as copy-on-write overlays of it (SizeGiB
+	// required). The API never sets it.
+	BaseImage string
 }
 
 // Create makes a volume. The data is in place when it returns (an empty
@@ -342,11 +346,14 @@ func (s *Service) Create(ctx context.Context, acct string, in CreateInput) (Volu
 	if in.Encrypted != nil && !*in.Encrypted && snap.Encrypted {
 		return Volume{}, errdefs.InvalidParameter("InvalidParameterCombination", "Snapshot '%s' is encrypted, so volumes made from it are too; leave out --no-encrypted", snap.ID)
 	}
+	if in.BaseImage != "" && in.SnapshotID != "" {
+		return Volume{}, errdefs.InvalidParameter("InvalidParameterCombination", "a volume is made from a snapshot or from an image, not both")
+	}
 	if _, err := s.opts.Store.Create(ctx, volKey(acct, v.ID), v); err != nil {
 		return Volume{}, err
 	}
 	_, berr := s.opts.Backend.CreateVolume(ctx, blockdev.CreateVolumeInput{ID: v.ID, SizeBytes: int64(v.SizeGiB) << 30,
-		SnapshotID: v.SnapshotID, Encrypted: v.Encrypted})
+		SnapshotID: v.SnapshotID, BaseImage: in.BaseImage, Encrypted: v.Encrypted})
 	return store.Update(ctx, s.opts.Store, volKey(acct, v.ID), func(x *Volume) error {
 		if berr != nil {
 			x.State, x.StatusMessage = StateError, "creating the volume's storage failed: "+berr.Error()

@@ -1,6 +1,7 @@
 package volumes_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os/exec"
@@ -231,5 +232,33 @@ func TestRecoverSettlesPending(t *testing.T) {
 	got, _ := s.GetSnapshot(ctx, acct, sn.ID)
 	if got.State != "error" || got.StateMessage == "" {
 		t.Fatalf("after Recover: %+v, want error with a message", got)
+	}
+}
+
+// TestRootVolumeFromImage: the instance layer's root volumes are
+// copy-on-write overlays of an AMI's base disk.
+func TestRootVolumeFromImage(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	base := t.TempDir() + "/ami.qcow2"
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", base, "1G").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if out, err := exec.Command("qemu-io", "-f", "qcow2", "-c", "write -P 0x42 0 1M", base).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	v, err := s.Create(ctx, acct, volumes.CreateInput{AvailabilityZone: "lab-1a", SizeGiB: ptr(8), BaseImage: base})
+	if err != nil || v.State != volumes.StateAvailable {
+		t.Fatalf("root volume: %+v %v", v, err)
+	}
+	bv, _ := s.Backend().Volume(ctx, v.ID)
+	if len(bv.Chain) != 1 || bv.Chain[0].Path != base || bv.SizeBytes != 8<<30 {
+		t.Fatalf("backend volume %+v, want an 8 GiB overlay of %s", bv, base)
+	}
+	if err := blockdevtest.QemuIO(t, bv, "read -P 0x42 0 1M", "write -P 0x43 0 4k"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("qemu-io", "-r", "-f", "qcow2", "-c", "read -P 0x42 0 1M", base).CombinedOutput(); err != nil || bytes.Contains(out, []byte("fail")) {
+		t.Fatalf("the AMI changed: %v: %s", err, out)
 	}
 }
