@@ -173,7 +173,7 @@ func (s *Server) createVolume(ctx context.Context, c *Call, in *CreateVolumeInpu
 	acct := c.Principal.AccountID
 	v, err := svc.Create(ctx, acct, volumes.CreateInput{AvailabilityZone: in.AvailabilityZone, SizeGiB: ptrInt(in.Size),
 		Type: volumes.VolumeType(in.VolumeType), IOPS: ptrInt(in.Iops), Throughput: ptrInt(in.Throughput),
-		SnapshotID: in.SnapshotID, Encrypted: in.Encrypted})
+		SnapshotID: in.SnapshotID, Encrypted: in.Encrypted, ClientToken: in.ClientToken})
 	if err != nil {
 		return nil, err
 	}

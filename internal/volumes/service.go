@@ -9,6 +9,7 @@
 //	volumes/<account>/<vol-id>          Volume
 //	snapshots/<account>/<snap-id>       Snapshot
 //	volumemods/<account>/<vol-id>       Modification (the newest one)
+//	volumetokens/<account>/<hex token>  CreateVolume ClientToken → volume
 //
 // Lifecycle of a volume record:
 //
@@ -213,7 +214,18 @@ func newID(prefix string) string {
 	return prefix + hex.EncodeToString(b)[:17]
 }
 
-func volKey(acct, id string) string  { return "volumes/" + acct + "/" + id }
+func volKey(acct, id string) string { return "volumes/" + acct + "/" + id }
+func tokenKey(acct, tok string) string {
+	return "volumetokens/" + acct + "/" + hex.EncodeToString([]byte(tok))
+}
+
+// clientToken is volumetokens/<acct>/<hex token>: the volume a
+// CreateVolume with that token made, and its parameters.
+type clientToken struct {
+	VolumeID string `json:"volumeId"`
+	Request  string `json:"request"`
+}
+
 func snapKey(acct, id string) string { return "snapshots/" + acct + "/" + id }
 func modKey(acct, id string) string  { return "volumemods/" + acct + "/" + id }
 
@@ -286,6 +298,10 @@ type CreateInput struct {
 	Throughput       *int
 	SnapshotID       string
 	Encrypted        *bool
+	// ClientToken makes the request idempotent: a retry with the same
+	// token returns the volume the first try made (botocore sends one on
+	// every CreateVolume).
+	ClientToken string
 	// BaseImage is the read-only qcow2 disk of an AMI: the instance
 	// layer makes root volumes as copy-on-write overlays of it (SizeGiB
 	// required). The API never sets it.
@@ -349,7 +365,25 @@ func (s *Service) Create(ctx context.Context, acct string, in CreateInput) (Volu
 	if in.BaseImage != "" && in.SnapshotID != "" {
 		return Volume{}, errdefs.InvalidParameter("InvalidParameterCombination", "a volume is made from a snapshot or from an image, not both")
 	}
-	if _, err := s.opts.Store.Create(ctx, volKey(acct, v.ID), v); err != nil {
+	if in.ClientToken != "" {
+		if len(in.ClientToken) > 64 {
+			return Volume{}, errdefs.InvalidParameter("InvalidParameterValue", "ClientToken is %d characters; at most 64", len(in.ClientToken))
+		}
+		tok := clientToken{VolumeID: v.ID, Request: fmt.Sprintf("%s|%+v|%s|%s|%v", v.AvailabilityZone, spec, v.SnapshotID, in.BaseImage, v.Encrypted)}
+		ops := []store.Op{store.OpCreate(tokenKey(acct, in.ClientToken), tok), store.OpCreate(volKey(acct, v.ID), v)}
+		if _, err := s.opts.Store.Txn(ctx, ops...); errors.Is(err, store.ErrExists) {
+			old, _, lerr := store.Load[clientToken](ctx, s.opts.Store, tokenKey(acct, in.ClientToken))
+			if lerr != nil {
+				return Volume{}, lerr
+			}
+			if old.Request != tok.Request {
+				return Volume{}, errdefs.InvalidParameter("IdempotentParameterMismatch", "ClientToken %s was used for a different CreateVolume request; use a new token", in.ClientToken)
+			}
+			return s.Get(ctx, acct, old.VolumeID)
+		} else if err != nil {
+			return Volume{}, err
+		}
+	} else if _, err := s.opts.Store.Create(ctx, volKey(acct, v.ID), v); err != nil {
 		return Volume{}, err
 	}
 	_, berr := s.opts.Backend.CreateVolume(ctx, blockdev.CreateVolumeInput{ID: v.ID, SizeBytes: int64(v.SizeGiB) << 30,

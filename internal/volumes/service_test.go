@@ -262,3 +262,23 @@ func TestRootVolumeFromImage(t *testing.T) {
 		t.Fatalf("the AMI changed: %v: %s", err, out)
 	}
 }
+
+func TestClientToken(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	in := volumes.CreateInput{AvailabilityZone: "lab-1a", SizeGiB: ptr(1), ClientToken: "retry-1"}
+	a, err := s.Create(ctx, acct, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Create(ctx, acct, in)
+	if err != nil || b.ID != a.ID {
+		t.Fatalf("retry made %+v (%v), want %s again", b, err, a.ID)
+	}
+	in.SizeGiB = ptr(2)
+	_, err = s.Create(ctx, acct, in)
+	wantCode(t, err, "IdempotentParameterMismatch")
+	if list, _ := s.List(ctx, acct); len(list) != 1 {
+		t.Fatalf("%d volumes, want 1", len(list))
+	}
+}

@@ -128,6 +128,15 @@ type Throttle struct {
 	BurstSeconds int64 `json:"burstSeconds,omitempty"`
 }
 
+// Sustained is t without its burst: the limits a volume whose credits
+// are spent gets. A lab that wants fio on a fresh gp2 volume to show the
+// baseline (300 IOPS at 100 GiB) rather than AWS's initial 30-minute
+// burst applies this.
+func (t Throttle) Sustained() Throttle {
+	t.IOPSBurst, t.BPSBurst, t.BurstSeconds = 0, 0, 0
+	return t
+}
+
 const mib = 1 << 20
 
 // gp2Credits is gp2's initial I/O credit balance (5.4 million), enough for

@@ -81,3 +81,10 @@ func TestThrottleFor(t *testing.T) {
 		})
 	}
 }
+
+func TestSustained(t *testing.T) {
+	got := ThrottleFor(Spec{Type: GP2, SizeGiB: 100}).Sustained()
+	if want := (Throttle{IOPSTotal: 300, BPSTotal: 250 * mib}); got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
