@@ -282,3 +282,60 @@ func TestClientToken(t *testing.T) {
 		t.Fatalf("%d volumes, want 1", len(list))
 	}
 }
+
+// recordingVM stands in for the instance layer: it records what the
+// volume service asks a running VM to do.
+type recordingVM struct {
+	snapshots int
+	resized   int64
+	throttle  volumes.Throttle
+}
+
+func (r *recordingVM) Snapshot(ctx context.Context, v volumes.Volume, take func(context.Context) error) error {
+	r.snapshots++
+	return take(ctx)
+}
+
+func (r *recordingVM) Resize(_ context.Context, _ volumes.Volume, size int64) error {
+	r.resized = size
+	return nil
+}
+
+func (r *recordingVM) Throttle(_ context.Context, _ volumes.Volume, t volumes.Throttle) error {
+	r.throttle = t
+	return nil
+}
+
+// TestAttachedVolumeGoesThroughTheVM: snapshots, growth and type changes
+// of an attached volume are handed to the instance layer's hooks.
+func TestAttachedVolumeGoesThroughTheVM(t *testing.T) {
+	s := newService(t)
+	vm := &recordingVM{}
+	s.SetAttached(vm)
+	ctx := context.Background()
+	v, err := s.Create(ctx, acct, volumes.CreateInput{AvailabilityZone: "lab-1a", SizeGiB: ptr(100)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Attach(ctx, acct, v.ID, "i-0123456789abcdef0", "lab-1a", "/dev/sdf"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AttachDone(ctx, acct, v.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	sn, err := s.CreateSnapshot(ctx, acct, v.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitSnapshot(t, s, sn.ID); got.State != "completed" || vm.snapshots != 1 {
+		t.Fatalf("snapshot %+v after %d VM snapshots, want completed through the VM", got, vm.snapshots)
+	}
+	if _, err := s.Modify(ctx, acct, v.ID, volumes.ModifyInput{SizeGiB: ptr(200), Type: ptr(volumes.IO1), IOPS: ptr(1000)}); err != nil {
+		t.Fatal(err)
+	}
+	if vm.resized != 200<<30 || vm.throttle != volumes.ThrottleFor(volumes.Spec{Type: volumes.IO1, SizeGiB: 200, IOPS: 1000}) {
+		t.Fatalf("VM resized to %d with throttle %+v", vm.resized, vm.throttle)
+	}
+	_, err = s.Attach(ctx, acct, v.ID, "i-0123456789abcdef1", "lab-1a", "/dev/sdg")
+	wantCode(t, err, "VolumeInUse")
+}
