@@ -15,3 +15,13 @@ func (s *Service) ForceState(ctx context.Context, acct, snapID, state string) er
 	})
 	return err
 }
+
+// ForceVolumeState overwrites a volume record's state, for tests that
+// simulate a crash.
+func (s *Service) ForceVolumeState(ctx context.Context, acct, volID, state string) error {
+	_, err := store.Update(ctx, s.opts.Store, volKey(acct, volID), func(x *Volume) error {
+		x.State = state
+		return nil
+	})
+	return err
+}

@@ -639,11 +639,40 @@ func (s *Service) settleSnapshot(ctx context.Context, acct, id string, takeErr e
 }
 
 // Recover settles what a restart interrupted: the backend's half-done
-// work first, then every pending snapshot record from the backend's view
+// work first, then volumes left creating (available or error) or deleting
+// (deleted), then every pending snapshot record from the backend's view
 // (completed or error, never pending forever).
 func (s *Service) Recover(ctx context.Context) error {
 	if _, err := s.opts.Backend.Recover(ctx); err != nil {
 		return fmt.Errorf("recovering the block store: %w", err)
+	}
+	vols, err := store.ListAs[Volume](ctx, s.opts.Store, "volumes/")
+	if err != nil {
+		return err
+	}
+	for _, v := range vols {
+		switch v.State {
+		case StateCreating:
+			// Created by the backend (the step is idempotent) or not at
+			// all: the record says which.
+			_, berr := s.opts.Backend.Volume(ctx, v.ID)
+			store.Update(ctx, s.opts.Store, volKey(v.OwnerID, v.ID), func(x *Volume) error {
+				if berr != nil {
+					x.State, x.StatusMessage = StateError, "labcloudd stopped while the volume was being created; delete it and create it again"
+				} else {
+					x.State = StateAvailable
+				}
+				return nil
+			})
+		case StateDeleting:
+			if err := s.opts.Backend.DeleteVolume(ctx, v.ID); err != nil {
+				s.log.Error("finishing the delete of a volume", "volume", v.ID, "err", err)
+				continue
+			}
+			if err := s.opts.Store.Delete(ctx, volKey(v.OwnerID, v.ID)); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
 	}
 	kvs, err := s.opts.Store.List(ctx, "snapshots/")
 	if err != nil {

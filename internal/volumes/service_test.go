@@ -204,8 +204,8 @@ func TestSnapshots(t *testing.T) {
 	}
 }
 
-// TestRecoverSettlesPending: a snapshot record left pending by a crash
-// becomes error (no data) after Recover, never pending forever.
+// TestRecoverSettlesPending: records a crash left half-way (a pending
+// snapshot, a volume creating or deleting) are settled by Recover.
 func TestRecoverSettlesPending(t *testing.T) {
 	s := newService(t)
 	ctx := context.Background()
@@ -232,6 +232,34 @@ func TestRecoverSettlesPending(t *testing.T) {
 	got, _ := s.GetSnapshot(ctx, acct, sn.ID)
 	if got.State != "error" || got.StateMessage == "" {
 		t.Fatalf("after Recover: %+v, want error with a message", got)
+	}
+
+	// Volumes: one cut short while creating (its storage exists), one
+	// whose storage never came, one cut short while deleting.
+	made, _ := s.Create(ctx, acct, volumes.CreateInput{AvailabilityZone: "lab-1a", SizeGiB: ptr(1)})
+	lost, _ := s.Create(ctx, acct, volumes.CreateInput{AvailabilityZone: "lab-1a", SizeGiB: ptr(1)})
+	gone, _ := s.Create(ctx, acct, volumes.CreateInput{AvailabilityZone: "lab-1a", SizeGiB: ptr(1)})
+	if err := s.Backend().DeleteVolume(ctx, lost.ID); err != nil {
+		t.Fatal(err)
+	}
+	for id, st := range map[string]string{made.ID: "creating", lost.ID: "creating", gone.ID: "deleting"} {
+		if err := s.ForceVolumeState(ctx, acct, id, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.Get(ctx, acct, made.ID); v.State != volumes.StateAvailable {
+		t.Errorf("volume with storage: %s, want available", v.State)
+	}
+	if v, _ := s.Get(ctx, acct, lost.ID); v.State != volumes.StateError || v.StatusMessage == "" {
+		t.Errorf("volume without storage: %+v, want error with a message", v)
+	}
+	_, err = s.Get(ctx, acct, gone.ID)
+	wantCode(t, err, "InvalidVolume.NotFound")
+	if _, err := s.Backend().Volume(ctx, gone.ID); !errdefs.Is(err, errdefs.ClassNotFound) {
+		t.Errorf("deleted volume's storage still there: %v", err)
 	}
 }
 
