@@ -683,8 +683,18 @@ func (s *Service) Recover(ctx context.Context) error {
 		if err := kv.Decode(&sn); err != nil {
 			return err
 		}
-		if sn.State == "pending" {
+		switch sn.State {
+		case "pending":
 			s.settleSnapshot(ctx, sn.OwnerID, sn.ID, nil)
+		case "completed":
+			// A delete the backend finished in its own Recover (the
+			// user saw it fail) leaves a record without data.
+			if _, err := s.opts.Backend.Snapshot(ctx, sn.ID); errdefs.Is(err, errdefs.ClassNotFound) {
+				store.Update(ctx, s.opts.Store, snapKey(sn.OwnerID, sn.ID), func(x *Snapshot) error {
+					x.State, x.StateMessage = "error", "the snapshot's data was deleted by an interrupted DeleteSnapshot; delete the snapshot"
+					return nil
+				})
+			}
 		}
 	}
 	return nil
