@@ -50,6 +50,7 @@ func init() {
 	webIdentityActionTable()
 	vpcSecurityTables(all)
 	vpcTables(all)
+	ebsTables(all)
 
 	actionTable["sts:DecodeAuthorizationMessage"] = actionSpec{resources: all}
 	actionTable["sts:AssumeRole"] = actionSpec{
@@ -222,7 +223,7 @@ func ec2ResourceARN(c *Call, id string) string {
 	kind, _, _ := strings.Cut(id, "-")
 	types := map[string]string{"ami": "image", "key": "key-pair", "i": "instance", "vol": "volume", "snap": "snapshot",
 		"vpc": "vpc", "subnet": "subnet", "sg": "security-group", "eni": "network-interface", "igw": "internet-gateway",
-		"rtb": "route-table", "eipalloc": "elastic-ip", "acl": "network-acl"}
+		"rtb": "route-table", "eipalloc": "elastic-ip", "acl": "network-acl", "sgr": "security-group-rule", "nat": "natgateway"}
 	if t, ok := types[kind]; ok {
 		if t == "image" {
 			return ec2ARN(c, "", "image/"+id)

@@ -13,6 +13,7 @@ import (
 	"github.com/labcloud/labcloud/internal/errdefs"
 	"github.com/labcloud/labcloud/internal/instances"
 	"github.com/labcloud/labcloud/internal/tags"
+	"github.com/labcloud/labcloud/netfab"
 )
 
 func (s *Server) registerInstances() {
@@ -961,6 +962,42 @@ type ModifyInstanceAttributeInput struct {
 	Value        *string                  `locationName:"Value"`
 	InstanceType *AttributeValueInput     `locationName:"InstanceType"`
 	UserData     *BlobAttributeValueInput `locationName:"UserData"`
+	// Groups replaces the security groups of the instance's interface,
+	// also while it runs.
+	Groups []string `locationName:"GroupId"`
+	// SourceDestCheck off lets the instance forward others' packets (a
+	// NAT instance).
+	SourceDestCheck *AttributeBooleanValueInput `locationName:"SourceDestCheck"`
+}
+
+// AttributeBooleanValueInput is EC2's AttributeBooleanValue in a request.
+type AttributeBooleanValueInput struct {
+	Value *bool `locationName:"Value"`
+}
+
+// modifyInstanceInterface changes the security groups or the
+// source/destination check of an instance's network interface; the
+// filter follows at once, running or not.
+func (s *Server) modifyInstanceInterface(ctx context.Context, c *Call, svc *instances.Service, in *ModifyInstanceAttributeInput) (*InstanceReturnOutput, error) {
+	nf, err := s.vpcFabric()
+	if err != nil {
+		return nil, err
+	}
+	i, err := svc.Get(ctx, c.Principal.AccountID, in.InstanceID)
+	if err != nil {
+		return nil, err
+	}
+	if i.Status.ENIID == "" {
+		return nil, errdefs.Conflict("IncorrectInstanceState", "The instance '%s' has no network interface yet (it is %s); try again when it is running", i.ID, i.Status.State)
+	}
+	change := netfab.ENIChange{Groups: in.Groups}
+	if in.SourceDestCheck != nil {
+		change.SourceDestCheck = in.SourceDestCheck.Value
+	}
+	if _, err := nf.ModifyENI(ctx, c.Principal.AccountID, i.Status.ENIID, change); err != nil {
+		return nil, err
+	}
+	return &InstanceReturnOutput{Return: true}, nil
 }
 
 func (s *Server) modifyInstanceAttribute(ctx context.Context, c *Call, in *ModifyInstanceAttributeInput) (*InstanceReturnOutput, error) {
@@ -970,6 +1007,9 @@ func (s *Server) modifyInstanceAttribute(ctx context.Context, c *Call, in *Modif
 	}
 	if in.InstanceID == "" {
 		return nil, errdefs.New(errdefs.ClassMissingParameter, "MissingParameter", "The request must contain the parameter InstanceId")
+	}
+	if len(in.Groups) > 0 || in.SourceDestCheck != nil {
+		return s.modifyInstanceInterface(ctx, c, svc, in)
 	}
 	var typ *string
 	var data []byte

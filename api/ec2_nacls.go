@@ -341,7 +341,7 @@ func (s *Server) describeNetworkACLs(ctx context.Context, c *Call, in *DescribeN
 	if err != nil {
 		return nil, err
 	}
-	items, next, err := pageByID(items, func(a aclWithTags) string { return a.ID }, in.MaxResults, in.NextToken, 5)
+	items, next, err := pageByID(items, func(a aclWithTags) string { return a.ID }, in.MaxResults, in.NextToken, 5, 1000)
 	if err != nil {
 		return nil, err
 	}

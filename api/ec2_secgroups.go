@@ -518,27 +518,6 @@ var sgFilters = func() filterFields[sgWithTags] {
 	return f
 }()
 
-// pageByID cuts a sorted list at NextToken (the last ID of the previous page)
-// and MaxResults (min..1000), returning the next token.
-func pageByID[T any](items []T, idOf func(T) string, maxResults *int32, nextToken *string, minResults int32) ([]T, *string, error) {
-	if nextToken != nil && *nextToken != "" {
-		i := sort.Search(len(items), func(i int) bool { return idOf(items[i]) > *nextToken })
-		items = items[i:]
-	}
-	if maxResults == nil {
-		return items, nil, nil
-	}
-	if *maxResults < minResults || *maxResults > 1000 {
-		return nil, nil, errdefs.InvalidParameter("InvalidParameterValue", "MaxResults must be between %d and 1000, not %d", minResults, *maxResults)
-	}
-	if len(items) <= int(*maxResults) {
-		return items, nil, nil
-	}
-	items = items[:*maxResults]
-	tok := idOf(items[len(items)-1])
-	return items, &tok, nil
-}
-
 func (s *Server) describeSecurityGroups(ctx context.Context, c *Call, in *DescribeSecurityGroupsInput) (*DescribeSecurityGroupsOutput, error) {
 	nf, err := s.vpcFabric()
 	if err != nil {
@@ -584,7 +563,7 @@ func (s *Server) describeSecurityGroups(ctx context.Context, c *Call, in *Descri
 	if err != nil {
 		return nil, err
 	}
-	items, next, err := pageByID(items, func(g sgWithTags) string { return g.ID }, in.MaxResults, in.NextToken, 5)
+	items, next, err := pageByID(items, func(g sgWithTags) string { return g.ID }, in.MaxResults, in.NextToken, 5, 1000)
 	if err != nil {
 		return nil, err
 	}
@@ -661,7 +640,7 @@ func (s *Server) describeSecurityGroupRules(ctx context.Context, c *Call, in *De
 	if err != nil {
 		return nil, err
 	}
-	items, next, err := pageByID(items, func(r ruleWithTags) string { return r.rule.ID }, in.MaxResults, in.NextToken, 5)
+	items, next, err := pageByID(items, func(r ruleWithTags) string { return r.rule.ID }, in.MaxResults, in.NextToken, 5, 1000)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"net/url"
 	"strconv"
 	"strings"
@@ -134,34 +133,7 @@ func vpcDescribe[T any](ctx context.Context, s *Server, acct string, items []T, 
 // pageTagged cuts one page of MaxResults (5-1000) from list; the token is
 // the ID of the first item of the next page.
 func vpcPage[T any](list []T, id func(T) string, maxResults *int32, nextToken *string) ([]T, *string, error) {
-	start := 0
-	if nextToken != nil && *nextToken != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(*nextToken)
-		if err != nil {
-			return nil, nil, errdefs.InvalidParameter("InvalidParameterValue", "Invalid NextToken: pass the nextToken of the previous response unchanged")
-		}
-		start = len(list)
-		for n, it := range list {
-			if id(it) >= string(raw) {
-				start = n
-				break
-			}
-		}
-	}
-	if maxResults == nil {
-		return list[start:], nil, nil
-	}
-	n := int(*maxResults)
-	if n < 5 || n > 1000 {
-		return nil, nil, errdefs.InvalidParameter("InvalidParameterValue", "Value ( %d ) for parameter maxResults is invalid. Expecting a value between 5 and 1000", n)
-	}
-	end := min(start+n, len(list))
-	var tok *string
-	if end < len(list) {
-		t := base64.RawURLEncoding.EncodeToString([]byte(id(list[end])))
-		tok = &t
-	}
-	return list[start:end], tok, nil
+	return pageByID(list, id, maxResults, nextToken, 5, 1000)
 }
 
 func vpcOne(s string) []string { return []string{s} }

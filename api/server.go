@@ -23,6 +23,7 @@ import (
 	"github.com/labcloud/labcloud/internal/instances"
 	"github.com/labcloud/labcloud/internal/keypairs"
 	"github.com/labcloud/labcloud/internal/tags"
+	"github.com/labcloud/labcloud/internal/volumes"
 	"github.com/labcloud/labcloud/netfab"
 )
 
@@ -68,6 +69,9 @@ type Options struct {
 	// route tables, gateways, addresses); nil answers the VPC actions
 	// with Unavailable.
 	Network *netfab.Fabric
+	// Volumes is the EBS service; nil answers the volume and snapshot
+	// actions with Unavailable.
+	Volumes *volumes.Service
 }
 
 // Call is what a handler knows about the request it serves.
@@ -118,6 +122,7 @@ func New(opts Options) *Server {
 	s.registerIAMProfiles()
 	s.registerSecurityGroups()
 	s.registerVPCs()
+	s.registerVolumes()
 	return s
 }
 

@@ -339,8 +339,14 @@ func TestDNSResolverInVPC(t *testing.T) {
 			}
 		}
 	}
+	// ModifyVpcAttribute enableDnsSupport: the record is the truth, which
+	// every sync (a new ENI, Reconcile) applies again.
+	setDNS := func(on bool) error {
+		_, err := f.SetVPCAttribute(ctx, vpc.AccountID, vpc.ID, AttrEnableDNSSupport, on)
+		return err
+	}
 	t.Run("enableDnsSupport off and on", func(t *testing.T) {
-		if err := f.SetDNSSupport(vpc.ID, false); err != nil {
+		if err := setDNS(false); err != nil {
 			t.Fatal(err)
 		}
 		off(t)
@@ -353,7 +359,7 @@ func TestDNSResolverInVPC(t *testing.T) {
 		if err := f.DeleteENI(ctx, acct, e2.ID); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.SetDNSSupport(vpc.ID, true); err != nil {
+		if err := setDNS(true); err != nil {
 			t.Fatal(err)
 		}
 		on(t)
@@ -368,7 +374,7 @@ func TestDNSResolverInVPC(t *testing.T) {
 			t.Fatal(err)
 		}
 		on(t)
-		if err := f.SetDNSSupport(vpc.ID, false); err != nil {
+		if err := setDNS(false); err != nil {
 			t.Fatal(err)
 		}
 		_ = f.Close()

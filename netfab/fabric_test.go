@@ -117,8 +117,13 @@ func attachTestGuest(t *testing.T, f *Fabric, e ENI, n int) string {
 	f.mu.Lock()
 	bridge = f.vpcs[e.VPCID].subnets[e.SubnetID].Bridge
 	f.mu.Unlock()
-	host, peer := fmt.Sprintf("gv%d", n), fmt.Sprintf("gp%d", n)
+	// The guest's veth takes the ENI's tap name (the tap goes): the VPC's
+	// filter only lets known taps through, with their MAC and address.
+	host, peer := e.Tap, fmt.Sprintf("gp%d", n)
 	err = inNamespace(e.Namespace, func() error {
+		if err := deleteLink(e.Tap); err != nil {
+			return err
+		}
 		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: host, MTU: 1500}, PeerName: peer}); err != nil {
 			return err
 		}

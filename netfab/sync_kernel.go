@@ -24,6 +24,9 @@ func (f *Fabric) changed(ctx context.Context, acct, vpcID string) error {
 	if err != nil {
 		return err
 	}
+	if err := f.SetDNSSupport(vpcID, s.VPC.EnableDNSSupport); err != nil {
+		return err
+	}
 	if err := f.ensureVPC(ctx, s.VPC, s.Subnets); err != nil {
 		return err
 	}

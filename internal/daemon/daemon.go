@@ -21,6 +21,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/labcloud/labcloud/api"
+	"github.com/labcloud/labcloud/blockdev/qcow2"
 	"github.com/labcloud/labcloud/hypervisor"
 	"github.com/labcloud/labcloud/hypervisor/qemu"
 	"github.com/labcloud/labcloud/iamd"
@@ -34,6 +35,7 @@ import (
 	"github.com/labcloud/labcloud/internal/store"
 	"github.com/labcloud/labcloud/internal/store/embedded"
 	"github.com/labcloud/labcloud/internal/tags"
+	"github.com/labcloud/labcloud/internal/volumes"
 	"github.com/labcloud/labcloud/netfab"
 )
 
@@ -112,6 +114,17 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 	tagStore.Register("ami-", images.Exists, "image")
 	tagStore.Register("key-", keyPairs.Exists, "key-pair")
 
+	vols, err := startVolumes(ctx, cfg, st, cl, log)
+	if err != nil {
+		// Everything else works without EBS; its actions answer
+		// Unavailable with this reason in the log.
+		log.Error("volumes are unavailable", "err", err)
+	} else {
+		defer vols.Close()
+		tagStore.Register("vol-", vols.Exists, "volume")
+		tagStore.Register("snap-", vols.SnapshotExists, "snapshot")
+	}
+
 	instanceRoles := iamd.NewInstanceRoles(iam, sessions)
 	comp, stopCompute, err := startCompute(ctx, cfg, st, log, images, keyPairs, tagStore, instanceRoles, ln.Addr().String())
 	if err != nil {
@@ -125,7 +138,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 	var handler http.Handler = api.New(api.Options{
 		Accounts: accounts, Cloud: cl, Region: cfg.Region, Logger: log,
 		IAM: iam, Sessions: sessions,
-		KeyPairs: keyPairs, Images: images, Tags: tagStore, Instances: comp.instances, Network: comp.fabric,
+		KeyPairs: keyPairs, Images: images, Tags: tagStore, Instances: comp.instances, Network: comp.fabric, Volumes: vols,
 		Authorizer: &api.IAMAuthorizer{IAM: iam, Accounts: accounts, Now: clk.Now, Region: cfg.Region, MessageKey: msgKey},
 	})
 	if cfg.TestClock {
@@ -159,6 +172,29 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 	return nil
 }
 
+// startVolumes builds the EBS service over the qcow2 block store in
+// <StateDir>/volumes and settles what a crash interrupted.
+func startVolumes(ctx context.Context, cfg config.Config, st *store.Store, cl *cloud.Cloud, log *slog.Logger) (*volumes.Service, error) {
+	be, err := qcow2.New(qcow2.Options{Dir: filepath.Join(cfg.StateDir, "volumes")})
+	if err != nil {
+		return nil, err
+	}
+	svc := volumes.New(volumes.Options{Store: st, Backend: be, Region: cfg.Region, Logger: log.With("component", "volumes"),
+		Zones: func(ctx context.Context) ([]string, error) {
+			zs, err := cl.Zones(ctx)
+			names := make([]string, 0, len(zs))
+			for _, z := range zs {
+				names = append(names, z.Name)
+			}
+			return names, err
+		}})
+	if err := svc.Recover(ctx); err != nil {
+		svc.Close()
+		return nil, err
+	}
+	return svc, nil
+}
+
 // startCompute builds the network fabric (restoring namespaces, bridges,
 // taps, DHCP and metadata servers from etcd), the QEMU driver and the
 // instance controller. It needs root (network namespaces, taps).
@@ -178,7 +214,8 @@ func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *
 	noop := func() {}
 	md := &metadataAdapter{roles: roles, log: log.With("component", "imds")}
 	fabric, err := netfab.New(ctx, netfab.Options{Store: st, Zones: cfg.Zones, NamePrefix: cfg.Network.NamePrefix,
-		Metadata: md, Logger: log.With("component", "netfab"), APIAddr: apiAddr, PublicGateway: publicGateway(cfg)})
+		Metadata: md, Logger: log.With("component", "netfab"), APIAddr: apiAddr, PublicGateway: publicGateway(cfg),
+		PublicCIDR: netip.MustParsePrefix(cfg.Network.PublicCIDR)}) // Validate checked it
 	if err != nil {
 		return compute{}, noop, fmt.Errorf("starting the network fabric: %w", err)
 	}
@@ -209,6 +246,13 @@ func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *
 		return compute{}, noop, fmt.Errorf("starting the instance service: %w", err)
 	}
 	md.set(svc)
+	for prefix, kind := range map[string]string{"vpc-": "vpc", "subnet-": "subnet", "rtb-": "route-table",
+		"igw-": "internet-gateway", "eipalloc-": "elastic-ip", "nat-": "natgateway", "eni-": "network-interface"} {
+		tagStore.Register(prefix, fabric.Exists, kind)
+	}
+	tagStore.Register("sg-", fabric.SecurityGroupExists, "security-group")
+	tagStore.Register("sgr-", fabric.SecurityGroupRuleExists, "security-group-rule")
+	tagStore.Register("acl-", fabric.NetworkACLExists, "network-acl")
 	tagStore.Register("i-", func(ctx context.Context, acct, id string) (bool, error) {
 		_, err := svc.Get(ctx, acct, id)
 		if errdefs.Is(err, errdefs.ClassNotFound) || errdefs.Is(err, errdefs.ClassInvalidParameter) {

@@ -104,14 +104,21 @@ func (t *Tags) resolverFor(id string) (resolver, bool) {
 
 // notFoundCodes are the AWS codes for an unknown id of each resource type.
 var notFoundCodes = map[string]string{
-	"image":          "InvalidAMIID.NotFound",
-	"key-pair":       "InvalidKeyPair.NotFound",
-	"instance":       "InvalidInstanceID.NotFound",
-	"volume":         "InvalidVolume.NotFound",
-	"snapshot":       "InvalidSnapshot.NotFound",
-	"vpc":            "InvalidVpcID.NotFound",
-	"subnet":         "InvalidSubnetID.NotFound",
-	"security-group": "InvalidGroup.NotFound",
+	"image":               "InvalidAMIID.NotFound",
+	"key-pair":            "InvalidKeyPair.NotFound",
+	"instance":            "InvalidInstanceID.NotFound",
+	"volume":              "InvalidVolume.NotFound",
+	"snapshot":            "InvalidSnapshot.NotFound",
+	"vpc":                 "InvalidVpcID.NotFound",
+	"subnet":              "InvalidSubnetID.NotFound",
+	"security-group":      "InvalidGroup.NotFound",
+	"security-group-rule": "InvalidSecurityGroupRuleId.NotFound",
+	"network-acl":         "InvalidNetworkAclID.NotFound",
+	"route-table":         "InvalidRouteTableID.NotFound",
+	"internet-gateway":    "InvalidInternetGatewayID.NotFound",
+	"elastic-ip":          "InvalidAllocationID.NotFound",
+	"natgateway":          "NatGatewayNotFound",
+	"network-interface":   "InvalidNetworkInterfaceID.NotFound",
 }
 
 // check makes sure id names a resource the account can see.
