@@ -4,12 +4,17 @@
 // the instance metadata service inside the VPC namespace; internet and NAT
 // gateways towards a host bridge holding the public address pool.
 //
-// # What is built so far (the minimal fabric, enough for ssh)
+// # What is built
 //
-// Default VPCs (172.31.0.0/16, one default /20 per AZ numbered as AWS does),
-// ENIs, a DHCP server per subnet, the metadata service and the DNS
-// resolver per VPC. Route tables, NACLs, security groups, anti-spoofing,
-// gateways and non-default VPCs come with the VPC issue.
+// Default and custom VPCs with subnets, route tables, internet and NAT
+// gateways, public and Elastic IPs, security groups and network ACLs (the
+// EC2 VPC API's records, in etcd), and their enforcement: after every
+// mutation changed() re-derives a VPC's kernel state from its records
+// (sync_kernel.go): namespace and bridges, DHCP, the metadata service, the
+// resolver and the API endpoint proxy, the internet gateway's veth to the
+// host's public bridge (edge.go), policy routing per subnet, and one
+// nftables transaction for the filter (package nft). docs/architecture.md
+// has the picture.
 //
 // # Names
 //
@@ -18,6 +23,9 @@
 //	netns  p-<vpc-id>          mounted at /var/run/netns/p-<vpc-id>
 //	bridge pb<last 8 hex of the subnet ID>, inside the VPC namespace
 //	tap    pt<last 8 hex of the ENI ID>, inside the VPC namespace
+//	veth   pg<last 8 hex of the VPC ID> on the host's public bridge ppub,
+//	       its peer pi<last 8 hex of the VPC ID> inside the VPC namespace
+//	       (the internet gateway)
 //
 // Interface names live inside the VPC namespace only, so they need to be
 // unique per VPC; all fit IFNAMSIZ. Reconcile removes namespaces named p-*
