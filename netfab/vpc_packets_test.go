@@ -291,6 +291,30 @@ func TestVPCScenarioWithPackets(t *testing.T) {
 	}
 	expectReach(t, inet, at(eip.PublicIP), "C")
 
+	// Anti-spoofing: C claiming an unassigned address of its subnet (it
+	// would answer the router's ARP for it, so without the bridge table's
+	// checks the replies would come back) reaches nothing, not even the
+	// metadata service, which would take it for whoever gets that
+	// address; with its own address it does.
+	const unassigned = "10.30.1.200"
+	mustRun(t, "ip", "-n", gC, "addr", "add", unassigned+"/32", "dev", "eth0")
+	imdsFrom := func(src string) error {
+		return inNamespace(gC, func() error {
+			d := net.Dialer{Timeout: 700 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+			c, err := d.Dial("tcp4", imdsAddr+":80")
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+	}
+	if err := imdsFrom(unassigned); err == nil {
+		t.Errorf("C reached the metadata service from the unassigned address %s", unassigned)
+	}
+	if err := imdsFrom(eC.PrivateIP); err != nil {
+		t.Errorf("C cannot reach the metadata service with its own address: %v", err)
+	}
+
 	// Revoking the rule closes the door again, at once.
 	start := time.Now()
 	if _, err := f.RevokeSecurityGroup(ctx, acct, web.ID, false, allow, nil); err != nil {

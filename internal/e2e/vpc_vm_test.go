@@ -137,6 +137,18 @@ func TestVPCPublicSubnetWithVM(t *testing.T) {
 	e.ok(nil, "labcloud", append([]string{"ec2", "authorize-security-group-ingress"}, ssh22...)...)
 	sshRunAs(t, "", keyPath, "root", ip, "true", 30*time.Second)
 
+	// Changing the running instance's groups takes effect: the VPC's
+	// default group lets in only its own members.
+	var def struct{ SecurityGroups []struct{ GroupId string } }
+	e.ok(&def, "labcloud", "ec2", "describe-security-groups", "--filters", "Name=vpc-id,Values="+vpcID, "Name=group-name,Values=default")
+	if len(def.SecurityGroups) != 1 {
+		t.Fatalf("default group of %s: %+v", vpcID, def)
+	}
+	e.ok(nil, "labcloud", "ec2", "modify-instance-attribute", "--instance-id", id, "--groups", def.SecurityGroups[0].GroupId)
+	sshRefused(t, keyPath, ip, "the instance now has only the VPC's default group")
+	e.ok(nil, "labcloud", "ec2", "modify-instance-attribute", "--instance-id", id, "--groups", def.SecurityGroups[0].GroupId, sg.GroupId)
+	sshRunAs(t, "", keyPath, "root", ip, "true", 30*time.Second)
+
 	// Stop/start: a new public IP, which works.
 	e.ok(nil, "labcloud", "ec2", "stop-instances", "--instance-ids", id)
 	e.waitState(id, "stopped", 3*time.Minute)
