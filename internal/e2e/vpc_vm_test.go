@@ -45,7 +45,9 @@ func TestVPCPublicSubnetWithVM(t *testing.T) {
 	e.ok(&sn, "labcloud", "ec2", "create-subnet", "--vpc-id", vpcID, "--cidr-block", "10.40.1.0/24")
 	subnet := sn.Subnet.SubnetId
 	e.ok(nil, "labcloud", "ec2", "modify-subnet-attribute", "--subnet-id", subnet, "--map-public-ip-on-launch")
-	var igw struct{ InternetGateway struct{ InternetGatewayId string } }
+	var igw struct {
+		InternetGateway struct{ InternetGatewayId string }
+	}
 	e.ok(&igw, "labcloud", "ec2", "create-internet-gateway")
 	e.ok(nil, "labcloud", "ec2", "attach-internet-gateway", "--internet-gateway-id", igw.InternetGateway.InternetGatewayId, "--vpc-id", vpcID)
 	var rt struct{ RouteTable struct{ RouteTableId string } }
