@@ -64,9 +64,7 @@ func (f *Fabric) PrivateDNSName(ip string) string {
 // PublicDNSName is the public DNS name AWS gives a public IPv4 address,
 // e.g. ec2-203-0-113-5.lab-1.compute.amazonaws.com (DescribeInstances'
 // PublicDnsName).
-func (f *Fabric) PublicDNSName(ip string) string {
-	return "ec2-" + strings.ReplaceAll(ip, ".", "-") + "." + publicDomain(f.region)
-}
+func (f *Fabric) PublicDNSName(ip string) string { return publicName(ip, f.region) }
 
 // privateDomain must stay the domain newDHCPConfig hands out, so that the
 // guests' search list makes a bare ip-a-b-c-d resolve.
@@ -570,4 +568,9 @@ func parseOctets(parts []string, reversed bool) (netip.Addr, bool) {
 		}
 	}
 	return netip.AddrFrom4(b), true
+}
+
+// publicName is EC2's public DNS name of a public address in a region.
+func publicName(ip, region string) string {
+	return "ec2-" + strings.ReplaceAll(ip, ".", "-") + "." + publicDomain(region)
 }

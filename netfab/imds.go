@@ -49,6 +49,10 @@ type Metadata struct {
 	IAMInstanceProfileID  string
 	IAMAssociationID      string
 	VPCID                 string
+	// ENIID is the primary interface; PublicIPv4 its public or Elastic
+	// IP, "" for none (then public-ipv4 is not served, as on EC2).
+	ENIID      string
+	PublicIPv4 string
 }
 
 // CredentialSource is an optional ability of a MetadataSource: the role
@@ -269,6 +273,10 @@ func (h *imdsHandler) metaLeaves(ip string, md Metadata) map[string]string {
 		"services/domain":             "amazonaws.com",
 		"services/partition":          "aws",
 	}
+	if md.PublicIPv4 != "" {
+		l["public-ipv4"] = md.PublicIPv4
+		l["public-hostname"] = publicName(md.PublicIPv4, md.Region)
+	}
 	if md.PublicKey != "" {
 		l["public-keys/0/openssh-key"] = strings.TrimRight(md.PublicKey, "\n") + "\n"
 	}
@@ -285,6 +293,10 @@ func (h *imdsHandler) metaLeaves(ip string, md Metadata) map[string]string {
 		l[p+"local-hostname"] = host
 		l[p+"mac"] = md.MAC
 		l[p+"security-groups"] = strings.Join(md.SecurityGroups, "\n")
+		if md.PublicIPv4 != "" {
+			l[p+"public-ipv4s"] = md.PublicIPv4
+			l[p+"public-hostname"] = publicName(md.PublicIPv4, md.Region)
+		}
 		if e, ok := h.eni(ip); ok {
 			l[p+"interface-id"] = e.ID
 			l[p+"subnet-id"] = e.SubnetID

@@ -266,3 +266,30 @@ func TestIMDSHopLimit(t *testing.T) {
 		t.Errorf("TTL after GET on the same connection = %d, want the system default", got)
 	}
 }
+
+// TestIMDSPublicIPv4: public-ipv4 and public-hostname exist only for an
+// instance with a public or Elastic IP, as on EC2.
+func TestIMDSPublicIPv4(t *testing.T) {
+	src := &fakeMetadata{}
+	now := time.Now()
+	h := newTestIMDS(src, &now)
+	md := testMetadata("172.31.0.4", "02:00:00:00:00:04")
+	src.set("vpc-1", "172.31.0.4", md)
+	if code, _ := do(t, h, "GET", "/latest/meta-data/public-ipv4", "172.31.0.4", nil); code != 404 {
+		t.Errorf("public-ipv4 without a public IP: %d, want 404", code)
+	}
+	if _, list := do(t, h, "GET", "/latest/meta-data/", "172.31.0.4", nil); strings.Contains(list, "public-ipv4") {
+		t.Errorf("listing without a public IP names public-ipv4:\n%s", list)
+	}
+	md.PublicIPv4 = "203.0.113.10"
+	src.set("vpc-1", "172.31.0.4", md)
+	for path, want := range map[string]string{
+		"/latest/meta-data/public-ipv4":     "203.0.113.10",
+		"/latest/meta-data/public-hostname": "ec2-203-0-113-10.lab-1.compute.amazonaws.com",
+		"/latest/meta-data/network/interfaces/macs/02:00:00:00:00:04/public-ipv4s": "203.0.113.10",
+	} {
+		if code, body := do(t, h, "GET", path, "172.31.0.4", nil); code != 200 || body != want {
+			t.Errorf("%s = %d %q, want %q", path, code, body, want)
+		}
+	}
+}

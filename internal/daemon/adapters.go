@@ -126,22 +126,38 @@ type metadataAdapter struct {
 	// (nil: iam/ lists no credentials).
 	roles *iamd.InstanceRoles
 	log   *slog.Logger
+	// fabric (nil in tests without one) gives the interface's current
+	// public address and group names.
+	fabric *netfab.Fabric
 }
 
-func (m *metadataAdapter) set(svc *instances.Service) {
+func (m *metadataAdapter) set(svc *instances.Service, fabric *netfab.Fabric) {
 	m.mu.Lock()
-	m.svc = svc
+	m.svc, m.fabric = svc, fabric
 	m.mu.Unlock()
 }
 
 func (m *metadataAdapter) Lookup(ctx context.Context, vpcID, ip string) (netfab.Metadata, bool) {
 	m.mu.RLock()
-	svc := m.svc
+	svc, fabric := m.svc, m.fabric
 	m.mu.RUnlock()
 	if svc == nil {
 		return netfab.Metadata{}, false
 	}
 	md, ok := svc.Lookup(ctx, vpcID, ip)
+	if ok && fabric != nil && md.ENIID != "" {
+		// The interface's current public address and group names: an
+		// Elastic IP or ModifyInstanceAttribute changes them after launch.
+		if info, err := fabric.InterfaceInfo(ctx, md.AccountID, md.ENIID); err == nil {
+			md.PublicIPv4 = info.PublicIP
+			if len(info.Groups) > 0 {
+				md.SecurityGroups = nil
+				for _, g := range info.Groups {
+					md.SecurityGroups = append(md.SecurityGroups, g.Name)
+				}
+			}
+		}
+	}
 	return netfab.Metadata(md), ok
 }
 

@@ -245,7 +245,7 @@ func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *
 		fabric.Close()
 		return compute{}, noop, fmt.Errorf("starting the instance service: %w", err)
 	}
-	md.set(svc)
+	md.set(svc, fabric)
 	for prefix, kind := range map[string]string{"vpc-": "vpc", "subnet-": "subnet", "rtb-": "route-table",
 		"igw-": "internet-gateway", "eipalloc-": "elastic-ip", "nat-": "natgateway", "eni-": "network-interface"} {
 		tagStore.Register(prefix, fabric.Exists, kind)

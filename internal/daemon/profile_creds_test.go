@@ -162,7 +162,7 @@ func newCredsEnv(t *testing.T) *credsEnv {
 func (e *credsEnv) imdsFor(t *testing.T, ip string) string {
 	t.Helper()
 	md := &metadataAdapter{roles: iamd.NewInstanceRoles(e.iam, e.sessions)}
-	md.set(e.svc)
+	md.set(e.svc, nil)
 	h := netfab.NewMetadataHandler(testVPC, md, e.clock.Now)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.RemoteAddr = ip + ":40000"

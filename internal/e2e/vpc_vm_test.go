@@ -87,8 +87,9 @@ func TestVPCPublicSubnetWithVM(t *testing.T) {
 	}
 	// From the lab server, at the public IP: the host namespace, no VPC
 	// namespace involved.
-	if got := sshRunAs(t, "", keyPath, "root", ip, "wget -qO- http://169.254.169.254/latest/meta-data/public-ipv4; echo; hostname", 3*time.Minute); !strings.Contains(got, "ip-10-40-1-") {
-		t.Fatalf("ssh at the public IP: %q", got)
+	got := sshRunAs(t, "", keyPath, "root", ip, "wget -qO- http://169.254.169.254/latest/meta-data/public-ipv4; echo; wget -qO- http://169.254.169.254/latest/meta-data/security-groups; echo; hostname", 3*time.Minute)
+	if !strings.Contains(got, "ip-10-40-1-") || !strings.Contains(got, ip+"\n") || !strings.Contains(got, "ssh\n") {
+		t.Fatalf("ssh at the public IP: %q (want the hostname, the public IP %s and the group name from the metadata service)", got, ip)
 	}
 
 	// Network ACL: deny 90 before allow 100 refuses ssh.

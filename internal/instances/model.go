@@ -304,4 +304,8 @@ type Metadata struct {
 	IAMInstanceProfileID  string
 	IAMAssociationID      string
 	VPCID                 string
+	// ENIID is the primary interface; PublicIPv4 its public or Elastic IP
+	// (filled in by the daemon from the fabric, "" for none).
+	ENIID      string
+	PublicIPv4 string
 }

@@ -370,7 +370,7 @@ func (s *Service) metadataOf(i Instance) Metadata {
 		UserData: i.UserData, HTTPTokens: i.Metadata.HTTPTokens, HTTPEndpoint: i.Metadata.HTTPEndpoint,
 		HopLimit: i.Metadata.HopLimit, ReservationID: i.ReservationID, AccountID: i.AccountID,
 		IAMInstanceProfileARN: profileARN(i), IAMInstanceProfileID: profileID(i), IAMAssociationID: associationID(i),
-		VPCID: i.VPCID,
+		VPCID: i.VPCID, ENIID: i.Status.ENIID,
 	}
 }
 
