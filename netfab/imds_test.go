@@ -284,8 +284,8 @@ func TestIMDSPublicIPv4(t *testing.T) {
 	md.PublicIPv4 = "203.0.113.10"
 	src.set("vpc-1", "172.31.0.4", md)
 	for path, want := range map[string]string{
-		"/latest/meta-data/public-ipv4":     "203.0.113.10",
-		"/latest/meta-data/public-hostname": "ec2-203-0-113-10.lab-1.compute.amazonaws.com",
+		"/latest/meta-data/public-ipv4":                                            "203.0.113.10",
+		"/latest/meta-data/public-hostname":                                        "ec2-203-0-113-10.lab-1.compute.amazonaws.com",
 		"/latest/meta-data/network/interfaces/macs/02:00:00:00:00:04/public-ipv4s": "203.0.113.10",
 	} {
 		if code, body := do(t, h, "GET", path, "172.31.0.4", nil); code != 200 || body != want {
