@@ -89,6 +89,14 @@ type DiskThrottler interface {
 	SetDiskThrottle(ctx context.Context, id, diskID string, limits Throttle) error
 }
 
+// DiskResizer is implemented by drivers that can tell a running VM that
+// a disk's image grew (EBS ModifyVolume of an attached volume: QMP
+// block_resize), so the guest sees the new size without a reboot. On a
+// VM that is not running it does nothing: the next boot sees the size.
+type DiskResizer interface {
+	ResizeDisk(ctx context.Context, id, diskID string, sizeBytes int64) error
+}
+
 // Reattacher is implemented by drivers whose VMs outlive the driver object
 // (a labcloudd restart). Reattach reconnects to a VM started earlier,
 // resumes watching it (power-off and crash detection) and reports its

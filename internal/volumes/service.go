@@ -828,6 +828,20 @@ func (s *Service) DetachDone(ctx context.Context, acct, volID string) (Volume, e
 	})
 }
 
+// Release ends volID's attachment to instanceID once the disk is out of
+// the VM (a finished detach, a failed attach, a terminated instance): the
+// volume is available again. A volume that is attached to another
+// instance by now is left alone, so a retried Release is harmless.
+func (s *Service) Release(ctx context.Context, acct, volID, instanceID string) (Volume, error) {
+	return store.Update(ctx, s.opts.Store, volKey(acct, volID), func(v *Volume) error {
+		if len(v.Attachments) == 0 || v.Attachments[0].InstanceID != instanceID {
+			return nil
+		}
+		v.Attachments, v.State = nil, StateAvailable
+		return nil
+	})
+}
+
 // SetDeleteOnTermination changes an attachment's DeleteOnTermination.
 func (s *Service) SetDeleteOnTermination(ctx context.Context, acct, volID string, on bool) (Volume, error) {
 	return store.Update(ctx, s.opts.Store, volKey(acct, volID), func(v *Volume) error {
