@@ -521,7 +521,14 @@ func (s *Service) Modify(ctx context.Context, acct, id string, in ModifyInput) (
 			}
 		}
 		if _, err := s.opts.Backend.ResizeVolume(ctx, id, size); err != nil {
-			return fail(err)
+			if !live {
+				return fail(err)
+			}
+			// A running QEMU holds the image's write lock, so the
+			// backend cannot open it; block_resize above has grown the
+			// image already. The backend's own record of the size
+			// catches up at the next resize of the detached volume.
+			s.log.Warn("recording the new size of an attached volume in the block store", "volume", id, "err", err)
 		}
 	}
 	if live && ThrottleFor(spec) != ThrottleFor(v.Spec()) {
