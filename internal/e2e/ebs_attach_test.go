@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -147,6 +148,27 @@ func TestEBSAttachToARunningVM(t *testing.T) {
 	if got := ssh(diskOf(v.VolumeId)+`dd if=/dev/$d bs=512 count=1 2>/dev/null | head -c 17`, time.Minute); !strings.Contains(got, "labcloud-ebs-data") {
 		t.Fatalf("after detach and attach the volume holds %q", got)
 	}
+
+	// A snapshot of the volume while the running guest has it: QEMU's
+	// live-snapshot sequence freezes the file, and a volume made from the
+	// snapshot holds what the guest wrote.
+	var sn snapshotJSON
+	e.ok(&sn, "labcloud", "ec2", "create-snapshot", "--volume-id", v.VolumeId, "--description", "live")
+	e.ok(nil, "labcloud", "ec2", "wait", "snapshot-completed", "--snapshot-ids", sn.SnapshotId)
+	var restored volumeJSON
+	e.ok(&restored, "labcloud", "ec2", "create-volume", "--availability-zone", zone, "--snapshot-id", sn.SnapshotId)
+	first := filepath.Join(t.TempDir(), "first.raw")
+	if out, err := exec.Command("qemu-img", "dd", "-f", "qcow2", "-O", "raw", "bs=512", "count=1",
+		"if="+filepath.Join(d.stateDir, "volumes", "volumes", restored.VolumeId+".qcow2"), "of="+first).CombinedOutput(); err != nil {
+		t.Fatalf("reading the restored volume: %v: %s", err, out)
+	}
+	if b, _ := os.ReadFile(first); !strings.HasPrefix(string(b), "labcloud-ebs-data") {
+		t.Fatalf("the volume from the live snapshot starts with %q", b[:min(len(b), 32)])
+	}
+	if got := ssh(diskOf(v.VolumeId)+`dd if=/dev/$d bs=512 count=1 2>/dev/null | head -c 17`, time.Minute); !strings.Contains(got, "labcloud-ebs-data") {
+		t.Fatalf("after the live snapshot the guest reads %q", got)
+	}
+	e.ok(nil, "labcloud", "ec2", "delete-volume", "--volume-id", restored.VolumeId)
 
 	// What EC2 refuses.
 	var far volumeJSON
