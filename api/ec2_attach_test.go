@@ -234,6 +234,23 @@ func TestAttachVolumeAPI(t *testing.T) {
 		t.Errorf("the guest still sees %s after the detach", vol)
 	}
 
+	// An encrypted volume goes in with its key file (never the key).
+	ev, err := c.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String("lab-1a"), Size: aws.Int32(1), Encrypted: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: ev.VolumeId, InstanceId: aws.String(inst), Device: aws.String("/dev/sdi")}); err != nil {
+		t.Fatal(err)
+	}
+	waitVolume(t, c, *ev.VolumeId, ec2types.VolumeStateInUse, ec2types.VolumeAttachmentStateAttached)
+	if d, ok := guestDisk(drv, inst, *ev.VolumeId); !ok || d.KeyFile == "" {
+		t.Errorf("encrypted volume in the guest: %+v, %v; want a key file", d, ok)
+	}
+	if _, err := c.DetachVolume(ctx, &ec2.DetachVolumeInput{VolumeId: ev.VolumeId}); err != nil {
+		t.Fatal(err)
+	}
+	waitVolume(t, c, *ev.VolumeId, ec2types.VolumeStateAvailable, "")
+
 	// A hot-plug that fails gives the volume back.
 	drv.InjectError("AttachDisk", errors.New("no free slot"))
 	if _, err := c.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: aws.String(vol), InstanceId: aws.String(inst), Device: aws.String("/dev/sdf")}); err != nil {

@@ -910,6 +910,13 @@ func hotplugDisk(ctx context.Context, mon *Monitor, dc DiskConfig) (err error) {
 			undo[i](uctx)
 		}
 	}()
+	if dc.KeyFile != "" {
+		sec := map[string]any{"qom-type": "secret", "id": secretID(dc.ID), "file": dc.KeyFile, "format": "raw"}
+		if err := mon.ObjectAdd(ctx, sec); err != nil {
+			return err
+		}
+		undo = append(undo, func(c context.Context) { _ = mon.ObjectDel(c, secretID(dc.ID)) })
+	}
 	group := throttleGroupObject(dc.ID, dc.Throttle)
 	if err := mon.Run(ctx, "object-add", group, nil); err != nil {
 		return err
@@ -998,6 +1005,11 @@ func (d *Driver) DetachDisk(ctx context.Context, id, diskID string) error {
 			}
 			if err := mon.ObjectDel(ctx, throttleGroup(diskID)); err != nil && !isNotFound(err) {
 				errs = append(errs, err)
+			}
+			if spec.Disks[i].KeyFile != "" {
+				if err := mon.ObjectDel(ctx, secretID(diskID)); err != nil && !isNotFound(err) {
+					errs = append(errs, err)
+				}
 			}
 			if err := errors.Join(errs...); err != nil {
 				// The guest no longer sees the disk; what is left is

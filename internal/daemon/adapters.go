@@ -221,8 +221,12 @@ func (l liveVolumes) Snapshot(ctx context.Context, v volumes.Volume, take func(c
 	}
 	defer os.Remove(overlay)
 	// Node names as hypervisor/qemu names a disk's nodes.
-	plan := qcow2.PlanLiveSnapshot(qcow2.LiveSnapshotInput{FormatNode: "fmt-" + v.ID, RootNode: "thr-" + v.ID,
-		OverlayPath: overlay, OverlayNode: "snapov-" + v.ID, JobID: "commit-" + v.ID})
+	in := qcow2.LiveSnapshotInput{FormatNode: "fmt-" + v.ID, RootNode: "thr-" + v.ID,
+		OverlayPath: overlay, OverlayNode: "snapov-" + v.ID, JobID: "commit-" + v.ID}
+	if v.Encrypted {
+		in.SecretID = "sec-" + v.ID // the secret object hypervisor/qemu made for the disk
+	}
+	plan := qcow2.PlanLiveSnapshot(in)
 	for i, c := range plan.Freeze {
 		if err := mon.Run(ctx, c.Execute, c.Arguments, nil); err != nil {
 			if i > 0 {

@@ -170,6 +170,22 @@ func TestEBSAttachToARunningVM(t *testing.T) {
 	}
 	e.ok(nil, "labcloud", "ec2", "delete-volume", "--volume-id", restored.VolumeId)
 
+	// An encrypted volume: QEMU reads the key from the block store's key
+	// file, the guest sees plain data, the file on the host holds none.
+	var enc volumeJSON
+	e.ok(&enc, "labcloud", "ec2", "create-volume", "--availability-zone", zone, "--size", "1", "--encrypted")
+	e.ok(nil, "labcloud", "ec2", "attach-volume", "--volume-id", enc.VolumeId, "--instance-id", id, "--device", "/dev/sdi")
+	e.volumeState(enc.VolumeId, "in-use", "attached", time.Minute)
+	if got := ssh(diskOf(enc.VolumeId)+`echo labcloud-secret-data | dd of=/dev/$d bs=512 count=1 conv=sync 2>/dev/null && sync && dd if=/dev/$d bs=512 count=1 2>/dev/null | head -c 20`, time.Minute); !strings.Contains(got, "labcloud-secret-data") {
+		t.Fatalf("the guest reads %q from the encrypted volume", got)
+	}
+	if raw, err := os.ReadFile(filepath.Join(d.stateDir, "volumes", "volumes", enc.VolumeId+".qcow2")); err != nil || strings.Contains(string(raw), "labcloud-secret-data") {
+		t.Fatalf("the encrypted volume's file holds the plain text (or cannot be read: %v)", err)
+	}
+	e.ok(nil, "labcloud", "ec2", "detach-volume", "--volume-id", enc.VolumeId)
+	e.volumeState(enc.VolumeId, "available", "", 2*time.Minute)
+	e.ok(nil, "labcloud", "ec2", "delete-volume", "--volume-id", enc.VolumeId)
+
 	// What EC2 refuses.
 	var far volumeJSON
 	e.ok(&far, "labcloud", "ec2", "create-volume", "--availability-zone", otherZone, "--size", "1")

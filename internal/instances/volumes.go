@@ -112,11 +112,6 @@ func (s *Service) AttachVolume(ctx context.Context, acct, volID, instID, device 
 	if err != nil {
 		return volumes.Volume{}, err
 	}
-	if v.Encrypted {
-		// hypervisor.Disk carries no key yet; the qcow2 backend's
-		// FormatNodeOptions knows how QEMU opens an encrypted chain.
-		return volumes.Volume{}, errdefs.New(errdefs.ClassNotImplemented, "UnsupportedOperation", "labcloud cannot attach encrypted volumes to instances yet; use an unencrypted volume for %s", volID)
-	}
 	if v, err = vols.Attach(ctx, acct, volID, instID, inst.AvailabilityZone, device); err != nil {
 		return volumes.Volume{}, err
 	}
@@ -134,6 +129,14 @@ func (s *Service) AttachVolume(ctx context.Context, acct, volID, instID, device 
 	a := VolumeAttachment{VolumeID: volID, Device: device, State: VolumeAttaching, AttachTime: v.Attachments[0].AttachTime,
 		Disk: hypervisor.Disk{ID: volID, Path: bv.Path, Format: hypervisor.DiskFormat(bv.Format), Serial: DiskSerial(volID),
 			Throttle: VolumeThrottle(volumes.ThrottleFor(v.Spec()))}}
+	if bv.Encrypted {
+		// The key at the volume and at each encrypted layer, every layer
+		// opened explicitly (as blockdev/qcow2.FormatNodeOptions does).
+		a.Disk.KeyFile = bv.KeyFile
+		for _, l := range bv.Chain {
+			a.Disk.Backing = append(a.Disk.Backing, hypervisor.DiskLayer{Path: l.Path, Format: hypervisor.DiskFormat(l.Format), Encrypted: l.Encrypted})
+		}
+	}
 	if err := a.Disk.Validate(); err != nil {
 		return revert(err)
 	}
