@@ -507,6 +507,10 @@ func instanceItem(svc *instances.Service, i instances.Instance) InstanceItem {
 	if i.Status.State != instances.StateTerminated {
 		it.BlockDeviceMappings = append(it.BlockDeviceMappings, InstanceBlockDevice{DeviceName: i.Boot.RootDeviceName,
 			Ebs: InstanceEbsBlock{AttachTime: i.LaunchTime, DeleteOnTermination: i.Boot.DeleteOnTermination, Status: "attached"}})
+		for _, a := range i.Volumes { // EBS volumes attached after launch
+			it.BlockDeviceMappings = append(it.BlockDeviceMappings, InstanceBlockDevice{DeviceName: a.Device,
+				Ebs: InstanceEbsBlock{AttachTime: a.AttachTime, DeleteOnTermination: a.DeleteOnTermination, Status: a.State, VolumeID: a.VolumeID}})
+		}
 	}
 	if i.Status.ENIID != "" {
 		n := InstanceNetworkIface{NetworkInterfaceID: i.Status.ENIID, SubnetID: i.SubnetID, VpcID: i.VPCID, OwnerID: i.AccountID,
@@ -968,6 +972,8 @@ type ModifyInstanceAttributeInput struct {
 	// SourceDestCheck off lets the instance forward others' packets (a
 	// NAT instance).
 	SourceDestCheck *AttributeBooleanValueInput `locationName:"SourceDestCheck"`
+	// BlockDeviceMappings change DeleteOnTermination of attached volumes.
+	BlockDeviceMappings []InstanceBlockDeviceMappingSpec `locationName:"BlockDeviceMapping"`
 }
 
 // AttributeBooleanValueInput is EC2's AttributeBooleanValue in a request.
@@ -1010,6 +1016,9 @@ func (s *Server) modifyInstanceAttribute(ctx context.Context, c *Call, in *Modif
 	}
 	if len(in.Groups) > 0 || in.SourceDestCheck != nil {
 		return s.modifyInstanceInterface(ctx, c, svc, in)
+	}
+	if len(in.BlockDeviceMappings) > 0 {
+		return s.modifyInstanceBlockDevices(ctx, c, svc, in) // ec2_attach.go
 	}
 	var typ *string
 	var data []byte

@@ -123,6 +123,7 @@ func New(opts Options) *Server {
 	s.registerSecurityGroups()
 	s.registerVPCs()
 	s.registerVolumes()
+	s.registerAttach()
 	return s
 }
 

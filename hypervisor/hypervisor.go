@@ -89,6 +89,14 @@ type DiskThrottler interface {
 	SetDiskThrottle(ctx context.Context, id, diskID string, limits Throttle) error
 }
 
+// DiskResizer is implemented by drivers that can tell a running VM that
+// a disk's image grew (EBS ModifyVolume of an attached volume: QMP
+// block_resize), so the guest sees the new size without a reboot. On a
+// VM that is not running it does nothing: the next boot sees the size.
+type DiskResizer interface {
+	ResizeDisk(ctx context.Context, id, diskID string, sizeBytes int64) error
+}
+
 // Reattacher is implemented by drivers whose VMs outlive the driver object
 // (a labcloudd restart). Reattach reconnects to a VM started earlier,
 // resumes watching it (power-off and crash detection) and reports its
@@ -181,6 +189,22 @@ type Disk struct {
 	AIO string `json:"aio,omitempty"`
 	// Throttle limits the disk's I/O; nil or zero fields mean unlimited.
 	Throttle *Throttle `json:"throttle,omitempty"`
+	// KeyFile, when set, is a file holding the passphrase of a qcow2
+	// disk encrypted with LUKS (an encrypted EBS volume). Drivers hand
+	// QEMU the file, never the key itself, so it is on no command line.
+	KeyFile string `json:"keyFile,omitempty"`
+	// Backing lists the read-only layers under Path, nearest first, for
+	// an encrypted disk: each encrypted layer needs the key, so each is
+	// opened explicitly. Unencrypted disks leave it empty; QEMU opens
+	// their backing files from the image headers.
+	Backing []DiskLayer `json:"backing,omitempty"`
+}
+
+// DiskLayer is one read-only backing file of an encrypted disk.
+type DiskLayer struct {
+	Path      string     `json:"path"`
+	Format    DiskFormat `json:"format"`
+	Encrypted bool       `json:"encrypted,omitempty"`
 }
 
 // Throttle holds I/O limits per second. Zero means unlimited; Total limits

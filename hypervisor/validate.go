@@ -148,6 +148,17 @@ func (d Disk) Validate() error {
 	default:
 		return invalid("disk %s: aio %q is unknown; use threads, native or io_uring", d.ID, d.AIO)
 	}
+	if d.KeyFile != "" && d.Format != FormatQCOW2 {
+		return invalid("disk %s: a key file is for LUKS-encrypted qcow2 disks; format %s takes none", d.ID, d.Format)
+	}
+	if len(d.Backing) > 0 && d.KeyFile == "" {
+		return invalid("disk %s: explicit backing layers are for encrypted disks; QEMU opens other disks' layers from the image headers", d.ID)
+	}
+	for _, l := range d.Backing {
+		if l.Path == "" || (l.Format != FormatQCOW2 && l.Format != FormatRaw) {
+			return invalid("disk %s: backing layer %q needs a path and format qcow2 or raw", d.ID, l.Path)
+		}
+	}
 	if t := d.Throttle; t != nil {
 		for _, v := range []int64{t.IOPSTotal, t.IOPSRead, t.IOPSWrite, t.BPSTotal, t.BPSRead, t.BPSWrite} {
 			if v < 0 {

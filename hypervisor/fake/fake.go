@@ -31,6 +31,7 @@ var (
 	_ hypervisor.Driver        = (*Driver)(nil)
 	_ hypervisor.Pauser        = (*Driver)(nil)
 	_ hypervisor.DiskThrottler = (*Driver)(nil)
+	_ hypervisor.DiskResizer   = (*Driver)(nil)
 	_ hypervisor.Reattacher    = (*Driver)(nil)
 	_ hypervisor.Lister        = (*Driver)(nil)
 )
@@ -61,6 +62,8 @@ type vm struct {
 	disks []hypervisor.Disk
 	nics  []hypervisor.NIC
 	ln    net.Listener
+	// sizes are the disk sizes ResizeDisk told the running guest.
+	sizes map[string]int64
 }
 
 // New returns a fake driver keeping console logs and sockets in dir (a
@@ -460,3 +463,30 @@ func (d *Driver) Console(ctx context.Context, id string) (hypervisor.Console, er
 
 // ErrInjected is a ready-made error for InjectError.
 var ErrInjected = errors.New("fake: injected failure")
+
+// ResizeDisk records the new size the running guest sees (DiskSize).
+func (d *Driver) ResizeDisk(ctx context.Context, id, diskID string, sizeBytes int64) error {
+	return d.with(id, "ResizeDisk", func(v *vm) error {
+		if !slices.ContainsFunc(v.spec.Disks, func(dk hypervisor.Disk) bool { return dk.ID == diskID }) {
+			return errdefs.NotFound("", "VM %s has no disk %s", id, diskID)
+		}
+		if v.state != hypervisor.StateStopped {
+			if v.sizes == nil {
+				v.sizes = map[string]int64{}
+			}
+			v.sizes[diskID] = sizeBytes
+		}
+		return nil
+	})
+}
+
+// DiskSize is the size the guest of VM id was last told of disk diskID
+// by ResizeDisk (0: never resized while running).
+func (d *Driver) DiskSize(id, diskID string) int64 {
+	d.h.mu.Lock()
+	defer d.h.mu.Unlock()
+	if v, ok := d.h.vms[id]; ok {
+		return v.sizes[diskID]
+	}
+	return 0
+}

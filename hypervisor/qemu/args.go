@@ -89,6 +89,9 @@ func BuildArgs(cfg Config) []string {
 		add("-device", rootPortDevice(i).arg())
 	}
 	for _, d := range cfg.Disks {
+		if d.KeyFile != "" {
+			add("-object", opts("secret", "id="+secretID(d.ID), "file="+d.KeyFile, "format=raw"))
+		}
 		add("-object", mustJSON(throttleGroupObject(d.ID, d.Throttle)))
 		for _, n := range diskNodes(d) {
 			add("-blockdev", mustJSON(n))
@@ -208,6 +211,7 @@ func fileNode(id string) string      { return "file-" + id }
 func formatNode(id string) string    { return "fmt-" + id }
 func throttleNode(id string) string  { return "thr-" + id }
 func throttleGroup(id string) string { return "tg-" + id }
+func secretID(id string) string      { return "sec-" + id }
 func diskDeviceID(id string) string  { return "blk-" + id }
 func netdevID(id string) string      { return "nd-" + id }
 func nicDeviceID(id string) string   { return "net-" + id }
@@ -251,6 +255,48 @@ type formatNodeOpts struct {
 	ReadOnly bool       `json:"read-only"`
 	Cache    *cacheOpts `json:"cache,omitempty"`
 	Discard  string     `json:"discard"`
+	// Encrypt and Backing only for encrypted disks (see
+	// blockdev/qcow2.FormatNodeOptions): the key at the disk and at
+	// every encrypted layer, each layer opened explicitly.
+	Encrypt *encryptOpts `json:"encrypt,omitempty"`
+	Backing *layerOpts   `json:"backing,omitempty"`
+}
+
+type encryptOpts struct {
+	Format    string `json:"format"`
+	KeySecret string `json:"key-secret"`
+}
+
+type layerFileOpts struct {
+	Driver   string `json:"driver"`
+	Filename string `json:"filename"`
+	ReadOnly bool   `json:"read-only"`
+}
+
+type layerOpts struct {
+	Driver   string        `json:"driver"`
+	ReadOnly bool          `json:"read-only"`
+	File     layerFileOpts `json:"file"`
+	Encrypt  *encryptOpts  `json:"encrypt,omitempty"`
+	Backing  *layerOpts    `json:"backing,omitempty"`
+}
+
+// backingChain nests d's backing layers, nearest first.
+func backingChain(d DiskConfig) *layerOpts {
+	var top, cur *layerOpts
+	for _, l := range d.Backing {
+		n := &layerOpts{Driver: string(l.Format), ReadOnly: true, File: layerFileOpts{Driver: "file", Filename: l.Path, ReadOnly: true}}
+		if l.Encrypted {
+			n.Encrypt = &encryptOpts{Format: "luks", KeySecret: secretID(d.ID)}
+		}
+		if top == nil {
+			top = n
+		} else {
+			cur.Backing = n
+		}
+		cur = n
+	}
+	return top
 }
 
 type throttleNodeOpts struct {
@@ -300,11 +346,16 @@ func diskNodes(d DiskConfig) []any {
 	if d.HostDevice {
 		drv = "host_device"
 	}
+	fmtNode := formatNodeOpts{Driver: string(d.Format), NodeName: formatNode(d.ID), File: fileNode(d.ID),
+		ReadOnly: d.ReadOnly, Cache: cache, Discard: "unmap"}
+	if d.KeyFile != "" {
+		fmtNode.Encrypt = &encryptOpts{Format: "luks", KeySecret: secretID(d.ID)}
+		fmtNode.Backing = backingChain(d)
+	}
 	return []any{
 		fileNodeOpts{Driver: drv, NodeName: fileNode(d.ID), Filename: d.Path, ReadOnly: d.ReadOnly,
 			Cache: cache, AIO: d.AIO, Discard: "unmap"},
-		formatNodeOpts{Driver: string(d.Format), NodeName: formatNode(d.ID), File: fileNode(d.ID),
-			ReadOnly: d.ReadOnly, Cache: cache, Discard: "unmap"},
+		fmtNode,
 		throttleNodeOpts{Driver: "throttle", NodeName: throttleNode(d.ID), ThrottleGroup: throttleGroup(d.ID),
 			File: formatNode(d.ID), ReadOnly: d.ReadOnly},
 	}

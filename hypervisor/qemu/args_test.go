@@ -49,6 +49,17 @@ func TestBuildArgsGolden(t *testing.T) {
 					ReadOnly: true, Cache: "writethrough", Throttle: &hypervisor.Throttle{IOPSRead: 100, IOPSWrite: 50, BPSRead: 1 << 20, BPSWrite: 2 << 20}},
 			},
 		}},
+		{name: "encrypted-volume", accel: hypervisor.AccelTCG, ports: 1, spec: hypervisor.Spec{
+			ID: "i-enc", VCPUs: 1, MemoryMiB: 512,
+			Disks: []hypervisor.Disk{rootDisk,
+				{ID: "vol-0123456789abcdef0", Path: "/var/lib/labcloud/volumes/volumes/vol-0123456789abcdef0.qcow2", Format: hypervisor.FormatQCOW2,
+					Serial: "vol0123456789abcdef0", KeyFile: "/var/lib/labcloud/volumes/keys/k1",
+					Backing: []hypervisor.DiskLayer{
+						{Path: "/var/lib/labcloud/volumes/snapshots/snap-2.qcow2", Format: hypervisor.FormatQCOW2, Encrypted: true},
+						{Path: "/var/lib/labcloud/volumes/snapshots/snap-1.qcow2", Format: hypervisor.FormatQCOW2, Encrypted: true},
+					}},
+			},
+		}},
 		{name: "two-nics", accel: hypervisor.AccelTCG, ports: 3, spec: hypervisor.Spec{
 			ID: "i-nics", VCPUs: 1, MemoryMiB: 512, Disks: []hypervisor.Disk{rootDisk},
 			NICs: []hypervisor.NIC{

@@ -47,6 +47,7 @@ var (
 	_ hypervisor.Driver        = (*Driver)(nil)
 	_ hypervisor.Pauser        = (*Driver)(nil)
 	_ hypervisor.DiskThrottler = (*Driver)(nil)
+	_ hypervisor.DiskResizer   = (*Driver)(nil)
 	_ hypervisor.Reattacher    = (*Driver)(nil)
 	_ hypervisor.Lister        = (*Driver)(nil)
 )
@@ -909,6 +910,13 @@ func hotplugDisk(ctx context.Context, mon *Monitor, dc DiskConfig) (err error) {
 			undo[i](uctx)
 		}
 	}()
+	if dc.KeyFile != "" {
+		sec := map[string]any{"qom-type": "secret", "id": secretID(dc.ID), "file": dc.KeyFile, "format": "raw"}
+		if err := mon.ObjectAdd(ctx, sec); err != nil {
+			return err
+		}
+		undo = append(undo, func(c context.Context) { _ = mon.ObjectDel(c, secretID(dc.ID)) })
+	}
 	group := throttleGroupObject(dc.ID, dc.Throttle)
 	if err := mon.Run(ctx, "object-add", group, nil); err != nil {
 		return err
@@ -997,6 +1005,11 @@ func (d *Driver) DetachDisk(ctx context.Context, id, diskID string) error {
 			}
 			if err := mon.ObjectDel(ctx, throttleGroup(diskID)); err != nil && !isNotFound(err) {
 				errs = append(errs, err)
+			}
+			if spec.Disks[i].KeyFile != "" {
+				if err := mon.ObjectDel(ctx, secretID(diskID)); err != nil && !isNotFound(err) {
+					errs = append(errs, err)
+				}
 			}
 			if err := errors.Join(errs...); err != nil {
 				// The guest no longer sees the disk; what is left is
@@ -1098,6 +1111,40 @@ func (d *Driver) SetDiskThrottle(ctx context.Context, id, diskID string, limits 
 		spec.Disks[i] = dk
 		return nil
 	})
+}
+
+// ResizeDisk tells a running VM that disk diskID's image grew to
+// sizeBytes (block_resize on its format node, which the guest's
+// virtio-blk sees as a capacity change). On a VM that is not running it
+// does nothing: QEMU reads the size at the next start.
+func (d *Driver) ResizeDisk(ctx context.Context, id, diskID string, sizeBytes int64) error {
+	v, err := d.handle(id)
+	if err != nil {
+		return err
+	}
+	end, err := v.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	spec, err := v.loadSpec()
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(spec.Disks, func(dk hypervisor.Disk) bool { return dk.ID == diskID }) {
+		return errdefs.NotFound("", "VM %s has no disk %s", id, diskID)
+	}
+	mon, err := d.attach(ctx, v)
+	if errors.Is(err, errNotRunning) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := mon.Run(ctx, "block_resize", map[string]any{"node-name": formatNode(diskID), "size": sizeBytes}, nil); err != nil {
+		return fmt.Errorf("growing disk %s of VM %s to %d bytes: %w", diskID, id, sizeBytes, err)
+	}
+	return nil
 }
 
 // Monitor returns the QMP connection of a running VM, for commands the

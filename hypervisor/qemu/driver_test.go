@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -421,6 +422,24 @@ func TestVMOutlivesDaemon(t *testing.T) {
 		}
 		if l := limits("vol-hot"); l["bps-write"] != 4<<20 {
 			t.Fatalf("limits of the hot-plugged disk = %v, want bps-write 4MiB", l)
+		}
+		// EBS ModifyVolume of an attached volume: block_resize grows the
+		// image under the running guest.
+		if err := d.ResizeDisk(ctx, id, "vol-hot", 96<<20); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("qemu-img", "info", "-U", "--output=json", hot.Path).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var info struct {
+			VirtualSize int64 `json:"virtual-size"`
+		}
+		if err := json.Unmarshal(out, &info); err != nil || info.VirtualSize != 96<<20 {
+			t.Fatalf("after ResizeDisk the image is %d bytes (%v), want %d", info.VirtualSize, err, 96<<20)
+		}
+		if err := d.ResizeDisk(ctx, id, "vol-none", 96<<20); !errdefs.Is(err, errdefs.ClassNotFound) {
+			t.Fatalf("ResizeDisk of an unknown disk: %v, want NotFound", err)
 		}
 		blocks, err := mon.QueryBlock(ctx)
 		if err != nil {

@@ -3,8 +3,16 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"sync"
+	"time"
+
+	"github.com/labcloud/labcloud/blockdev/qcow2"
+	"github.com/labcloud/labcloud/hypervisor/qemu"
+	"github.com/labcloud/labcloud/internal/errdefs"
+	"github.com/labcloud/labcloud/internal/volumes"
 
 	"github.com/labcloud/labcloud/iamd"
 	"github.com/labcloud/labcloud/imagestore"
@@ -185,4 +193,97 @@ func (m *metadataAdapter) InstanceCredentials(ctx context.Context, md netfab.Met
 	return netfab.InstanceCredentials{Code: "Success", RoleName: c.RoleName, AccessKeyID: c.Session.AccessKeyID,
 		SecretAccessKey: c.Session.SecretAccessKey, Token: c.Session.SessionToken,
 		Expiration: c.Session.Expiration, LastUpdated: c.LastUpdated}, true
+}
+
+// liveVolumes is the volume service's view of attached volumes
+// (volumes.Attached) in labcloudd: the instance layer's hooks (I/O
+// limits, growing a disk), and snapshots of a volume a running VM writes
+// through QEMU's live-snapshot sequence (qcow2.PlanLiveSnapshot), which
+// needs both the QEMU driver and the qcow2 block store, known together
+// only here.
+type liveVolumes struct {
+	volumes.Attached
+	drv *qemu.Driver
+	be  *qcow2.Backend
+	log *slog.Logger
+}
+
+// liveSnapshotWait bounds each wait for QEMU's block-commit job.
+const liveSnapshotWait = 10 * time.Minute
+
+// Snapshot freezes the volume's file for the VM (its writes go to an
+// overlay meanwhile), lets take copy it, and merges the overlay back,
+// whether take worked or not. A VM that is not running needs none of
+// this: the instance layer's hook takes the snapshot directly.
+//
+// If labcloudd dies between the freeze and the merge, the VM keeps
+// running on the overlay; the merge is not resumed after a restart yet,
+// so detach (or stop) and re-attach such a volume before snapshotting it
+// again.
+func (l liveVolumes) Snapshot(ctx context.Context, v volumes.Volume, take func(context.Context) error) error {
+	if len(v.Attachments) == 0 || l.drv == nil || l.be == nil {
+		return l.Attached.Snapshot(ctx, v, take)
+	}
+	mon, err := l.drv.Monitor(ctx, v.Attachments[0].InstanceID)
+	if errdefs.Is(err, errdefs.ClassConflict) || errdefs.Is(err, errdefs.ClassNotFound) {
+		return l.Attached.Snapshot(ctx, v, take) // not running: nothing writes the file
+	}
+	if err != nil {
+		return err
+	}
+	overlay, err := l.be.CreateLiveOverlay(ctx, v.ID)
+	if err != nil {
+		return fmt.Errorf("creating the overlay of a live snapshot: %w", err)
+	}
+	defer os.Remove(overlay)
+	// Node names as hypervisor/qemu names a disk's nodes.
+	in := qcow2.LiveSnapshotInput{FormatNode: "fmt-" + v.ID, RootNode: "thr-" + v.ID,
+		OverlayPath: overlay, OverlayNode: "snapov-" + v.ID, JobID: "commit-" + v.ID}
+	if v.Encrypted {
+		in.SecretID = "sec-" + v.ID // the secret object hypervisor/qemu made for the disk
+	}
+	plan := qcow2.PlanLiveSnapshot(in)
+	for i, c := range plan.Freeze {
+		if err := mon.Run(ctx, c.Execute, c.Arguments, nil); err != nil {
+			if i > 0 {
+				l.cleanup(mon, plan)
+			}
+			return fmt.Errorf("freezing %s for a live snapshot (%s): %w", v.ID, c.Execute, err)
+		}
+	}
+	takeErr := take(ctx)
+	// The merge runs whatever happened, and even when ctx ends: the VM
+	// must not stay on the overlay.
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), liveSnapshotWait)
+	defer cancel()
+	events, unsub := mon.Subscribe()
+	defer unsub()
+	job := func(e qemu.Event, name string) bool {
+		id, _ := e.Data["device"].(string)
+		return e.Event == name && id == plan.Commit.Arguments["job-id"]
+	}
+	if err := mon.Run(mctx, plan.Commit.Execute, plan.Commit.Arguments, nil); err != nil {
+		return errors.Join(takeErr, fmt.Errorf("merging the live-snapshot overlay of %s back (block-commit): %w", v.ID, err))
+	}
+	if _, err := qemu.WaitEvent(mctx, events, func(e qemu.Event) bool { return job(e, "BLOCK_JOB_READY") }); err != nil {
+		return errors.Join(takeErr, fmt.Errorf("waiting for the merge of %s: %w", v.ID, err))
+	}
+	if err := mon.Run(mctx, plan.Complete.Execute, plan.Complete.Arguments, nil); err != nil {
+		return errors.Join(takeErr, fmt.Errorf("completing the merge of %s: %w", v.ID, err))
+	}
+	if _, err := qemu.WaitEvent(mctx, events, func(e qemu.Event) bool { return job(e, "BLOCK_JOB_COMPLETED") }); err != nil {
+		return errors.Join(takeErr, fmt.Errorf("waiting for the merge of %s to complete: %w", v.ID, err))
+	}
+	l.cleanup(mon, plan)
+	return takeErr
+}
+
+func (l liveVolumes) cleanup(mon *qemu.Monitor, plan qcow2.LiveSnapshotPlan) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range plan.Cleanup {
+		if err := mon.Run(ctx, c.Execute, c.Arguments, nil); err != nil && l.log != nil {
+			l.log.Warn("removing the overlay node of a live snapshot", "cmd", c.Execute, "err", err)
+		}
+	}
 }

@@ -126,7 +126,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(en
 	}
 
 	instanceRoles := iamd.NewInstanceRoles(iam, sessions)
-	comp, stopCompute, err := startCompute(ctx, cfg, st, log, images, keyPairs, tagStore, instanceRoles, ln.Addr().String())
+	comp, stopCompute, err := startCompute(ctx, cfg, st, log, images, keyPairs, tagStore, instanceRoles, ln.Addr().String(), vols)
 	if err != nil {
 		// The API (IAM, STS, Describe*) still works without the compute
 		// layer, e.g. when labcloudd runs unprivileged; instance actions
@@ -210,7 +210,7 @@ type compute struct {
 	fabric    *netfab.Fabric
 }
 
-func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger, images *imagestore.Catalogue, keyPairs *keypairs.KeyPairs, tagStore *tags.Tags, roles *iamd.InstanceRoles, apiAddr string) (compute, func(), error) {
+func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger, images *imagestore.Catalogue, keyPairs *keypairs.KeyPairs, tagStore *tags.Tags, roles *iamd.InstanceRoles, apiAddr string, vols *volumes.Service) (compute, func(), error) {
 	noop := func() {}
 	md := &metadataAdapter{roles: roles, log: log.With("component", "imds")}
 	fabric, err := netfab.New(ctx, netfab.Options{Store: st, Zones: cfg.Zones, NamePrefix: cfg.Network.NamePrefix,
@@ -230,7 +230,7 @@ func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *
 	}
 	svc, err := instances.New(instances.Options{
 		Store: st, Driver: driver, Network: networkAdapter{fabric}, Images: imagesAdapter{images},
-		KeyPairs: keyPairsAdapter{keyPairs}, Region: cfg.Region, StateDir: cfg.StateDir,
+		KeyPairs: keyPairsAdapter{keyPairs}, Volumes: vols, Region: cfg.Region, StateDir: cfg.StateDir,
 		VCPUOvercommit: cfg.Instances.VCPUOvercommit, MemoryOvercommit: cfg.Instances.MemoryOvercommit,
 		AccountVCPULimit: cfg.Instances.AccountVCPULimit, MaxGuestMemoryMiB: cfg.Instances.MaxGuestMemoryMiB,
 		Logger: log.With("component", "instances"),
@@ -246,6 +246,11 @@ func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *
 		return compute{}, noop, fmt.Errorf("starting the instance service: %w", err)
 	}
 	md.set(svc, fabric)
+	if vols != nil {
+		// Modify and snapshot of attached volumes go through the VM.
+		be, _ := vols.Backend().(*qcow2.Backend)
+		vols.SetAttached(liveVolumes{Attached: svc.VolumeHooks(), drv: driver, be: be, log: log.With("component", "volumes")})
+	}
 	for prefix, kind := range map[string]string{"vpc-": "vpc", "subnet-": "subnet", "rtb-": "route-table",
 		"igw-": "internet-gateway", "eipalloc-": "elastic-ip", "nat-": "natgateway", "eni-": "network-interface"} {
 		tagStore.Register(prefix, fabric.Exists, kind)

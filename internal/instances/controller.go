@@ -138,6 +138,18 @@ func (s *Service) reconcile(ctx context.Context, key string) {
 	if !inst.Status.NextTry.IsZero() && time.Now().Before(inst.Status.NextTry) {
 		return // backing off; a timer or the resync brings it back
 	}
+	// EBS volumes attached or detached meanwhile (volumes.go).
+	if inst.Spec.Desired != DesiredTerminated && inst.Status.State != StateTerminated {
+		changed, err := s.reconcileVolumes(ctx, key, inst)
+		if err != nil {
+			s.log.Warn("volume step failed", "instance", inst.ID, "err", err)
+		}
+		if changed {
+			if inst, rev, err = store.Load[Instance](ctx, s.opts.Store, key); err != nil {
+				return
+			}
+		}
+	}
 	switch inst.Spec.Desired {
 	case DesiredRunning:
 		err = s.ensureRunning(ctx, key, inst)
@@ -430,8 +442,13 @@ func (s *Service) ensureTerminated(ctx context.Context, key string, i Instance, 
 			return fmt.Errorf("deleting network interface %s: %w", i.Status.ENIID, err)
 		}
 	}
-	// The run dir holds only the overlay; it goes whatever
-	// DeleteOnTermination says, as there are no EBS volumes yet.
+	// Attached EBS volumes become available again (or are deleted,
+	// per DeleteOnTermination); the VM that used them is gone.
+	if err := s.releaseVolumes(ctx, key, i); err != nil {
+		return err
+	}
+	// The run dir holds only the root overlay, which goes with the
+	// instance whatever its DeleteOnTermination says.
 	dir := filepath.Join(s.opts.StateDir, "instances", i.ID)
 	if i.Status.OverlayPath != "" && strings.HasPrefix(i.Status.OverlayPath, dir+string(filepath.Separator)) || exists(dir) {
 		if err := os.RemoveAll(dir); err != nil {

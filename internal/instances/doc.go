@@ -46,6 +46,6 @@
 // # Not yet
 //
 // Security groups are recorded (SecurityGroupIds) but enforced by netfab;
-// EBS volumes other than the root overlay, Elastic IPs and public IPs,
-// instance profiles, and termination protection are not implemented.
+// termination protection is not implemented. EBS volumes attached after
+// launch are reconciled like the rest (volumes.go).
 package instances

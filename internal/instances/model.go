@@ -3,6 +3,8 @@ package instances
 import (
 	"context"
 	"time"
+
+	"github.com/labcloud/labcloud/hypervisor"
 )
 
 // EC2 instance states with their AWS codes (the low byte of
@@ -93,8 +95,36 @@ type Instance struct {
 	// AMI does not break stop/start (as on AWS).
 	Boot BootSource `json:"boot"`
 
+	// Volumes are the EBS volumes attached after launch (AttachVolume),
+	// desired and observed in one list: each entry's State says whether
+	// the controller has put the disk into the VM (attached), still has
+	// to (attaching) or has to take it out (detaching). Not part of Spec,
+	// which must stay comparable.
+	Volumes []VolumeAttachment `json:"volumes,omitempty"`
+
 	Spec   Spec   `json:"spec"`
 	Status Status `json:"status"`
+}
+
+// VolumeAttachment is one EBS volume attached to an instance.
+type VolumeAttachment struct {
+	VolumeID string `json:"volumeId"`
+	// Device is the name the user gave (/dev/sdf…/dev/sdp, /dev/xvdf…).
+	Device string `json:"device"`
+	// State is attaching, attached or detaching (the volume record's
+	// attachment state follows it).
+	State               string    `json:"state"`
+	DeleteOnTermination bool      `json:"deleteOnTermination"`
+	AttachTime          time.Time `json:"attachTime"`
+	// Force detaches without waiting for the guest when the VM is not
+	// running (a running guest must still release the device).
+	Force bool `json:"force,omitempty"`
+	// Disk is what the VM opens: the volume's file, format, its serial
+	// (the volume id without the dash, as /dev/disk/by-id shows on EC2
+	// Nitro) and its I/O limits.
+	Disk hypervisor.Disk `json:"disk"`
+	// LastError says why the last hot-plug or unplug failed.
+	LastError string `json:"lastError,omitempty"`
 }
 
 // Tag is a key/value tag.

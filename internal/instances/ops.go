@@ -402,7 +402,8 @@ func (s *Service) vmSpec(i Instance) hypervisor.Spec {
 	t, _ := LookupInstanceType(i.InstanceType)
 	spec := hypervisor.Spec{
 		ID: i.ID, VCPUs: t.VCPUs, MemoryMiB: s.guestMemoryMiB(t),
-		Disks:  []hypervisor.Disk{{ID: "root", Path: i.Status.OverlayPath, Format: hypervisor.FormatQCOW2, Serial: "root"}},
+		Disks: append([]hypervisor.Disk{{ID: "root", Path: i.Status.OverlayPath, Format: hypervisor.FormatQCOW2, Serial: "root"}},
+			volumeDisks(i)...),
 		Kernel: i.Boot.Kernel, Initrd: i.Boot.Initrd, Append: i.Boot.KernelCmdline,
 		SMBIOS: hypervisor.EC2Identity(i.ID, i.InstanceType),
 		Accel:  s.opts.Accel,

@@ -24,6 +24,7 @@ import (
 	"github.com/labcloud/labcloud/hypervisor"
 	"github.com/labcloud/labcloud/internal/errdefs"
 	"github.com/labcloud/labcloud/internal/store"
+	"github.com/labcloud/labcloud/internal/volumes"
 )
 
 // Limits and defaults.
@@ -58,6 +59,9 @@ type Options struct {
 	Network  Network
 	Images   Images
 	KeyPairs KeyPairs
+	// Volumes is the EBS service whose volumes AttachVolume attaches
+	// (nil: AttachVolume and DetachVolume answer Unavailable).
+	Volumes *volumes.Service
 	// Region names the region (metadata, host names).
 	Region string
 	// StateDir holds <StateDir>/instances/<id>/root.qcow2, the root disk

@@ -521,7 +521,14 @@ func (s *Service) Modify(ctx context.Context, acct, id string, in ModifyInput) (
 			}
 		}
 		if _, err := s.opts.Backend.ResizeVolume(ctx, id, size); err != nil {
-			return fail(err)
+			if !live {
+				return fail(err)
+			}
+			// A running QEMU holds the image's write lock, so the
+			// backend cannot open it; block_resize above has grown the
+			// image already. The backend's own record of the size
+			// catches up at the next resize of the detached volume.
+			s.log.Warn("recording the new size of an attached volume in the block store", "volume", id, "err", err)
 		}
 	}
 	if live && ThrottleFor(spec) != ThrottleFor(v.Spec()) {
@@ -823,6 +830,20 @@ func (s *Service) Detach(ctx context.Context, acct, volID, instanceID string) (V
 // DetachDone finishes a Detach: the volume is available again.
 func (s *Service) DetachDone(ctx context.Context, acct, volID string) (Volume, error) {
 	return store.Update(ctx, s.opts.Store, volKey(acct, volID), func(v *Volume) error {
+		v.Attachments, v.State = nil, StateAvailable
+		return nil
+	})
+}
+
+// Release ends volID's attachment to instanceID once the disk is out of
+// the VM (a finished detach, a failed attach, a terminated instance): the
+// volume is available again. A volume that is attached to another
+// instance by now is left alone, so a retried Release is harmless.
+func (s *Service) Release(ctx context.Context, acct, volID, instanceID string) (Volume, error) {
+	return store.Update(ctx, s.opts.Store, volKey(acct, volID), func(v *Volume) error {
+		if len(v.Attachments) == 0 || v.Attachments[0].InstanceID != instanceID {
+			return nil
+		}
 		v.Attachments, v.State = nil, StateAvailable
 		return nil
 	})
