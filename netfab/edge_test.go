@@ -28,7 +28,7 @@ func TestEdgeRoutingAndGateway(t *testing.T) {
 		_ = deleteNetns(ns)
 		_ = deleteNetns(p + "-inet")
 	})
-	pool := netip.MustParsePrefix("203.0.113.64/26")
+	pool := netip.MustParsePrefix("203.0.113.128/26")
 	subnet := netip.MustParsePrefix("10.9.0.0/24")
 	subnet2 := netip.MustParsePrefix("10.9.1.0/24")
 	if err := inNamespace(ns, func() error {
@@ -48,7 +48,7 @@ func TestEdgeRoutingAndGateway(t *testing.T) {
 	if err := ensureGatewayVeth(hostVeth, vpcVeth, pub, ns); err != nil {
 		t.Fatal(err)
 	}
-	public := netip.MustParseAddr("203.0.113.70")
+	public := netip.MustParseAddr("203.0.113.140")
 	if err := inNamespace(ns, func() error { return configureGatewayLink(vpcVeth, []netip.Addr{public}) }); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestEdgeRoutingAndGateway(t *testing.T) {
 	mustRun(t, "ip", "netns", "add", inet)
 	mustRun(t, "ip", "link", "add", p+"x0", "type", "veth", "peer", "name", "eth0", "netns", inet)
 	mustRun(t, "ip", "link", "set", p+"x0", "master", pub, "up")
-	mustRun(t, "ip", "-n", inet, "addr", "add", "203.0.113.126/26", "dev", "eth0")
+	mustRun(t, "ip", "-n", inet, "addr", "add", "203.0.113.190/26", "dev", "eth0")
 	mustRun(t, "ip", "-n", inet, "addr", "add", "198.51.100.1/24", "dev", "lo")
 	mustRun(t, "ip", "-n", inet, "link", "set", "eth0", "up")
 	mustRun(t, "ip", "-n", inet, "link", "set", "lo", "up")
@@ -82,22 +82,22 @@ func TestEdgeRoutingAndGateway(t *testing.T) {
 	}
 	sync(cfg, vpcVeth)
 	sync(cfg, vpcVeth) // idempotent
-	if got := routeGet("203.0.113.65", "10.9.0.10", p+"b00000001"); !strings.Contains(got, "dev "+vpcVeth) {
+	if got := routeGet("203.0.113.129", "10.9.0.10", p+"b00000001"); !strings.Contains(got, "dev "+vpcVeth) {
 		t.Errorf("public subnet to the lab server: want dev %s, got %q", vpcVeth, got)
 	}
 	if got := routeGet("198.51.100.1", "10.9.0.10", p+"b00000001"); !strings.Contains(got, "unreachable") && !strings.Contains(got, "No route to host") {
 		t.Errorf("no publicGateway configured: the internet must be unreachable, got %q", got)
 	}
-	if got := routeGet("203.0.113.65", "10.9.1.10", p+"b00000002"); strings.Contains(got, "dev "+vpcVeth) {
+	if got := routeGet("203.0.113.129", "10.9.1.10", p+"b00000002"); strings.Contains(got, "dev "+vpcVeth) {
 		t.Errorf("private subnet must not reach the gateway, got %q", got)
 	}
 	if got := routeGet("10.9.1.10", "10.9.0.10", p+"b00000001"); !strings.Contains(got, "dev "+p+"b00000002") {
 		t.Errorf("the local route must win between subnets, got %q", got)
 	}
 
-	cfg.Gateway = netip.MustParseAddr("203.0.113.126")
+	cfg.Gateway = netip.MustParseAddr("203.0.113.190")
 	sync(cfg, vpcVeth)
-	if got := routeGet("198.51.100.1", "10.9.0.10", p+"b00000001"); !strings.Contains(got, "via 203.0.113.126 dev "+vpcVeth) {
+	if got := routeGet("198.51.100.1", "10.9.0.10", p+"b00000001"); !strings.Contains(got, "via 203.0.113.190 dev "+vpcVeth) {
 		t.Errorf("with a publicGateway the internet goes via it, got %q", got)
 	}
 	// Real packets: the lab server reaches the VPC's public address

@@ -102,8 +102,9 @@ func startDaemon(t testing.TB, stateDir string, extra ...string) *daemon {
 	if !strings.Contains(strings.Join(extra, " "), "--public-cidr") {
 		// The daemon's public bridge holds the pool's first address in
 		// the host namespace: keep e2e daemons off the pools of the
-		// netfab tests that may run at the same time (203.0.113.128/25).
-		args = append(args, "--public-cidr", "203.0.113.0/25")
+		// netfab tests that may run at the same time (203.0.113.128/25),
+		// and off each other's (a /27 of 203.0.113.0/25 by prefix).
+		args = append(args, "--public-cidr", publicCIDR(stateDir))
 	}
 	cmd := exec.Command(filepath.Join(binDir, "labcloudd"), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -114,6 +115,15 @@ func startDaemon(t testing.TB, stateDir string, extra ...string) *daemon {
 	logf.Close()
 	d := &daemon{t: t, stateDir: stateDir, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
 	go func() { cmd.Wait(); close(d.exited) }()
+	// Registered before d.stop, so it runs after it: the public bridge
+	// and gateway veths the daemon left in the host namespace go.
+	if tt, ok := t.(*testing.T); ok {
+		prefix := netPrefix(stateDir)
+		if i := strings.Index(strings.Join(extra, " "), "--net-prefix "); i >= 0 {
+			prefix = strings.Fields(strings.Join(extra, " ")[i+len("--net-prefix "):])[0]
+		}
+		t.Cleanup(func() { removeHostLinks(tt, prefix) })
+	}
 	t.Cleanup(d.stop)
 
 	deadline := time.Now().Add(90 * time.Second)
@@ -151,6 +161,14 @@ func netPrefix(stateDir string) string {
 	h := fnv.New32a()
 	h.Write([]byte(stateDir))
 	return fmt.Sprintf("e%04x", h.Sum32()&0xffff)
+}
+
+// publicCIDR is the daemon's public pool: one of the four /27s of
+// 203.0.113.0/25, by state dir (21 addresses each, base+10 up).
+func publicCIDR(stateDir string) string {
+	h := fnv.New32a()
+	h.Write([]byte(stateDir))
+	return fmt.Sprintf("203.0.113.%d/27", 32*(h.Sum32()%4))
 }
 
 // stop sends SIGTERM and waits for a clean exit (SIGKILL after 20 s).

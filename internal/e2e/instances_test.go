@@ -181,6 +181,7 @@ func cleanupNetns(t *testing.T, stateDir string) {
 	prefix := netPrefix(stateDir)
 	t.Cleanup(func() {
 		exec.Command("pkill", "-9", "-f", "qemu-system.*"+stateDir+"/").Run()
+		removeHostLinks(t, prefix)
 		out, _ := exec.Command("ip", "netns", "list").Output()
 		for _, line := range strings.Split(string(out), "\n") {
 			name := strings.Fields(line + " ")
@@ -191,6 +192,26 @@ func cleanupNetns(t *testing.T, stateDir string) {
 			}
 		}
 	})
+}
+
+// removeHostLinks deletes what a daemon with this network prefix made in
+// the host namespace and keeps on purpose (running VMs stay reachable):
+// its public bridge and internet-gateway veths. A later daemon's bridge
+// with the same pool would otherwise share the route with a dead one.
+func removeHostLinks(t *testing.T, prefix string) {
+	out, _ := exec.Command("ip", "-o", "link", "show").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+		if name == prefix+"pub" || (strings.HasPrefix(name, prefix+"g") && len(name) == len(prefix)+9) {
+			if err := exec.Command("ip", "link", "del", name).Run(); err != nil {
+				t.Errorf("removing %s: %v", name, err)
+			}
+		}
+	}
 }
 
 // kill -9 labcloudd with an instance running, restart it: the instance
