@@ -1,0 +1,211 @@
+package imagestore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/labcloud/labcloud/imagestore/builder"
+	"github.com/labcloud/labcloud/internal/errdefs"
+	"github.com/labcloud/labcloud/internal/store"
+)
+
+// CreateInput says how to make an AMI from an instance (EC2 CreateImage).
+type CreateInput struct {
+	OwnerID     string
+	Name        string
+	Description string
+	// Source is the AMI the instance was launched from: its kernel,
+	// initrd, command line and architecture carry over.
+	Source Image
+	// RootDeviceName and SizeGiB describe the instance's root volume.
+	RootDeviceName string
+	SizeGiB        int
+	// CopyRoot writes the instance's root disk, flattened, as a standalone
+	// qcow2 file at dst.
+	CopyRoot func(ctx context.Context, dst string) error
+}
+
+func newSnapshotID() string {
+	var b [9]byte
+	_, _ = rand.Read(b[:])
+	return "snap-" + hex.EncodeToString(b[:])[:17]
+}
+
+// Create makes a private AMI of the caller's account from an instance's
+// root disk. The record is stored first as pending (which also reserves
+// the name: InvalidAMIName.Duplicate), the disk is copied within the call,
+// and the image then turns available; a failed copy removes the record.
+//
+// The root mapping's SnapshotId is a fresh snap- id that names the AMI's
+// disk file in the image store, not a record of internal/volumes: EBS
+// snapshots there live in the blockdev backend's own chain format, which
+// has no import of a foreign qcow2 yet. DescribeSnapshots therefore does
+// not list it; the AMI's disk lives as long as the image files do.
+func (c *Catalogue) Create(ctx context.Context, in CreateInput) (im Image, err error) {
+	if err := ValidateName(in.Name); err != nil {
+		return Image{}, err
+	}
+	if len(in.Description) > 255 {
+		return Image{}, errdefs.InvalidParameter("InvalidParameterValue", "The description is longer than 255 characters")
+	}
+	if in.CopyRoot == nil {
+		return Image{}, errors.New("imagestore: CreateInput.CopyRoot is required")
+	}
+	rootDev := in.RootDeviceName
+	if rootDev == "" {
+		rootDev = "/dev/xvda"
+	}
+	arch := in.Source.Architecture
+	if arch == "" {
+		arch = "x86_64"
+	}
+	im = Image{
+		ID: newID(), OwnerID: in.OwnerID, Name: in.Name, Description: in.Description,
+		Architecture: arch, State: StatePending, RootDeviceName: rootDev, RootDeviceType: "ebs",
+		VirtualizationType: "hvm", Hypervisor: "xen", ImageType: "machine",
+		CreationDate: c.now().UTC().Truncate(time.Millisecond), EnaSupport: true,
+		KernelCmdline: in.Source.KernelCmdline,
+		BlockDeviceMappings: []Mapping{{DeviceName: rootDev, Ebs: &Ebs{VolumeSize: in.SizeGiB, VolumeType: "gp3",
+			DeleteOnTermination: true, SnapshotID: newSnapshotID()}}},
+	}
+	im.Location = in.OwnerID + "/" + in.Name
+	dir := filepath.Join(c.dir, im.ID)
+	_, err = c.st.Txn(ctx, store.OpCreate(nameKey(im.OwnerID, im.Name), im.ID), store.OpCreate(imageKey(im.ID), im))
+	if errors.Is(err, store.ErrExists) {
+		return Image{}, errdefs.AlreadyExists("InvalidAMIName.Duplicate", "AMI name %s is already in use by AMI of account %s: choose another name or deregister that one", in.Name, in.OwnerID)
+	}
+	if err != nil {
+		return Image{}, fmt.Errorf("storing image %s: %w", im.ID, err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+			// A fresh context: the request's may be what failed.
+			dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, _ = c.st.Txn(dctx, store.OpDelete(imageKey(im.ID)), store.OpDelete(nameKey(im.OwnerID, im.Name)))
+		}
+	}()
+	if err = os.MkdirAll(dir, 0o755); err != nil {
+		return Image{}, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	disk := filepath.Join(dir, builder.DiskFileName)
+	if err = in.CopyRoot(ctx, disk); err != nil {
+		return Image{}, err
+	}
+	if err = os.Chmod(disk, 0o444); err != nil {
+		return Image{}, err
+	}
+	// Kernel and initrd are linked in so the new AMI stays whole even
+	// when the source AMI's files are collected.
+	for _, f := range []struct {
+		from string
+		dst  *string
+		name string
+	}{{in.Source.Kernel, &im.Kernel, builder.KernelFileName}, {in.Source.Initrd, &im.Initrd, builder.InitrdFileName}} {
+		if f.from == "" {
+			continue
+		}
+		to := filepath.Join(dir, f.name)
+		if err = copyReadOnly(f.from, to, ""); err != nil {
+			return Image{}, err
+		}
+		*f.dst = to
+	}
+	im.Disk = disk
+	im.State = StateAvailable
+	if _, err = c.st.Put(ctx, imageKey(im.ID), im); err != nil {
+		return Image{}, fmt.Errorf("storing image %s: %w", im.ID, err)
+	}
+	return im, nil
+}
+
+// LaunchPermissionChange is a ModifyImageAttribute launchPermission
+// change: account ids and the group "all" (public) to add and remove.
+type LaunchPermissionChange struct {
+	AddAccounts, RemoveAccounts []string
+	AddPublic, RemovePublic     bool
+}
+
+// modifyOwned applies fn to an image the caller owns: others get
+// InvalidAMIID.NotFound when they cannot see it and AuthFailure when they
+// can (a public or shared image of another account).
+func (c *Catalogue) modifyOwned(ctx context.Context, caller, amiID string, fn func(*Image) error) (Image, error) {
+	im, err := c.Get(ctx, caller, amiID)
+	if err != nil {
+		return Image{}, err
+	}
+	if im.OwnerID != caller {
+		return Image{}, errdefs.New(errdefs.ClassAccessDenied, "AuthFailure", "Not authorized for image:%s: only its owner (%s) can change its attributes", amiID, im.OwnerID)
+	}
+	out, err := store.Update(ctx, c.st, imageKey(amiID), fn)
+	if errors.Is(err, store.ErrNotFound) {
+		return Image{}, errdefs.NotFound("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", amiID)
+	}
+	return out, err
+}
+
+var accountRE = func(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// ModifyLaunchPermission changes who may launch an image the caller owns.
+func (c *Catalogue) ModifyLaunchPermission(ctx context.Context, caller, amiID string, ch LaunchPermissionChange) (Image, error) {
+	for _, a := range append(slices.Clone(ch.AddAccounts), ch.RemoveAccounts...) {
+		if !accountRE(a) {
+			return Image{}, errdefs.InvalidParameter("InvalidAMIAttributeItemValue", "Invalid attribute item value \"%s\" for userId item type: give a 12-digit account id", a)
+		}
+	}
+	return c.modifyOwned(ctx, caller, amiID, func(im *Image) error {
+		for _, a := range ch.RemoveAccounts {
+			im.LaunchAccountIDs = slices.DeleteFunc(im.LaunchAccountIDs, func(x string) bool { return x == a })
+		}
+		for _, a := range ch.AddAccounts {
+			if a != im.OwnerID && !slices.Contains(im.LaunchAccountIDs, a) {
+				im.LaunchAccountIDs = append(im.LaunchAccountIDs, a)
+			}
+		}
+		if ch.RemovePublic {
+			im.Public = false
+		}
+		if ch.AddPublic {
+			im.Public = true
+		}
+		return nil
+	})
+}
+
+// ResetLaunchPermission makes an image private again: no shared accounts,
+// not public (ResetImageAttribute launchPermission).
+func (c *Catalogue) ResetLaunchPermission(ctx context.Context, caller, amiID string) (Image, error) {
+	return c.modifyOwned(ctx, caller, amiID, func(im *Image) error {
+		im.LaunchAccountIDs, im.Public = nil, false
+		return nil
+	})
+}
+
+// SetDescription changes the description of an image the caller owns.
+func (c *Catalogue) SetDescription(ctx context.Context, caller, amiID, desc string) (Image, error) {
+	if len(desc) > 255 {
+		return Image{}, errdefs.InvalidParameter("InvalidParameterValue", "The description is longer than 255 characters")
+	}
+	return c.modifyOwned(ctx, caller, amiID, func(im *Image) error {
+		im.Description = desc
+		return nil
+	})
+}
