@@ -187,6 +187,9 @@ func ec2Tables(all func(*Call, url.Values) []string) {
 	}
 	actionTable["ec2:RegisterImage"] = actionSpec{resources: image}
 	actionTable["ec2:DeregisterImage"] = actionSpec{resources: image}
+	for _, a := range []string{"CreateImage", "ModifyImageAttribute", "DescribeImageAttribute", "ResetImageAttribute"} {
+		actionTable["ec2:"+a] = actionSpec{resources: image}
+	}
 	tagged := func(c *Call, p url.Values) []string {
 		var out []string
 		for k, vs := range p {

@@ -12,6 +12,7 @@ func (s *Server) registerImages() {
 	s.handle(ServiceEC2, "RegisterImage", ec2Op(s.registerImage))
 	s.handle(ServiceEC2, "DescribeImages", ec2Op(s.describeImages))
 	s.handle(ServiceEC2, "DeregisterImage", ec2Op(s.deregisterImage))
+	s.registerCreateImage()
 }
 
 // RegisterImageInput is the EC2 RegisterImage request. labcloud takes the
