@@ -84,13 +84,15 @@ func (c *Catalogue) Create(ctx context.Context, in CreateInput) (im Image, err e
 	if err != nil {
 		return Image{}, fmt.Errorf("storing image %s: %w", im.ID, err)
 	}
+	// The named result im is zeroed by a failing return: keep the keys.
+	idKey, nKey := imageKey(im.ID), nameKey(im.OwnerID, im.Name)
 	defer func() {
 		if err != nil {
 			os.RemoveAll(dir)
 			// A fresh context: the request's may be what failed.
 			dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_, _ = c.st.Txn(dctx, store.OpDelete(imageKey(im.ID)), store.OpDelete(nameKey(im.OwnerID, im.Name)))
+			_, _ = c.st.Txn(dctx, store.OpDelete(idKey), store.OpDelete(nKey))
 		}
 	}()
 	if err = os.MkdirAll(dir, 0o755); err != nil {
