@@ -43,9 +43,9 @@
 // a lab server is small; the API reports the type's real memory. Capacity
 // counts the memory VMs really get.
 //
-// # Not yet
+// # Elsewhere, and not yet
 //
-// Security groups are recorded (SecurityGroupIds) but enforced by netfab;
-// termination protection is not implemented. EBS volumes attached after
-// launch are reconciled like the rest (volumes.go).
+// Security groups are resolved at launch and kept on the ENI, where netfab
+// enforces them; termination protection is not implemented. EBS volumes
+// attached after launch are reconciled like the rest (volumes.go).
 package instances

@@ -433,8 +433,9 @@ func (h volumeHooks) Resize(ctx context.Context, v volumes.Volume, sizeBytes int
 
 // Snapshot takes the snapshot directly when the VM is not running
 // (nothing writes the file). Snapshots of a volume a running VM writes
-// need QEMU's live-snapshot sequence (blockdev/qcow2.PlanLiveSnapshot),
-// which is not wired to the driver yet: they end in error saying so.
+// need QEMU's live-snapshot sequence (blockdev/qcow2.PlanLiveSnapshot):
+// the daemon wraps these hooks with it (internal/daemon liveVolumes);
+// used alone (tests with the fake driver) they end in error saying so.
 func (h volumeHooks) Snapshot(ctx context.Context, v volumes.Volume, take func(context.Context) error) error {
 	i, err := h.owner(ctx, v)
 	if err != nil {
