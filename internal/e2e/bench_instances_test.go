@@ -250,13 +250,15 @@ func BenchmarkDaemonRSS(b *testing.B) {
 	// answer ssh, which says nothing about the daemon, so ssh is only
 	// counted and reported.
 	cb.allRunning(b, ids, 10*time.Minute)
-	ready := 0
-	for _, id := range ids {
-		if cb.trySSH(id) {
-			ready++
+	ready := map[string]bool{}
+	for deadline := time.Now().Add(6 * time.Minute); len(ready) < len(ids) && time.Now().Before(deadline); {
+		for _, id := range ids {
+			if !ready[id] && cb.trySSH(id) {
+				ready[id] = true
+			}
 		}
 	}
-	b.ReportMetric(float64(ready), "ssh-ready-of-20")
+	b.ReportMetric(float64(len(ready)), "ssh-ready-of-20")
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cb.d.cmd.Process.Pid))
 	if err != nil {
 		b.Fatal(err)
