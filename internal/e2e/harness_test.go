@@ -117,13 +117,11 @@ func startDaemon(t testing.TB, stateDir string, extra ...string) *daemon {
 	go func() { cmd.Wait(); close(d.exited) }()
 	// Registered before d.stop, so it runs after it: the public bridge
 	// and gateway veths the daemon left in the host namespace go.
-	if tt, ok := t.(*testing.T); ok {
-		prefix := netPrefix(stateDir)
-		if i := strings.Index(strings.Join(extra, " "), "--net-prefix "); i >= 0 {
-			prefix = strings.Fields(strings.Join(extra, " ")[i+len("--net-prefix "):])[0]
-		}
-		t.Cleanup(func() { removeHostLinks(tt, prefix) })
+	prefix := netPrefix(stateDir)
+	if i := strings.Index(strings.Join(extra, " "), "--net-prefix "); i >= 0 {
+		prefix = strings.Fields(strings.Join(extra, " ")[i+len("--net-prefix "):])[0]
 	}
+	t.Cleanup(func() { removeHostLinks(t, prefix) })
 	t.Cleanup(d.stop)
 
 	deadline := time.Now().Add(90 * time.Second)

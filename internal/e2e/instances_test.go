@@ -198,7 +198,7 @@ func cleanupNetns(t *testing.T, stateDir string) {
 // the host namespace and keeps on purpose (running VMs stay reachable):
 // its public bridge and internet-gateway veths. A later daemon's bridge
 // with the same pool would otherwise share the route with a dead one.
-func removeHostLinks(t *testing.T, prefix string) {
+func removeHostLinks(t testing.TB, prefix string) {
 	out, _ := exec.Command("ip", "-o", "link", "show").Output()
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
