@@ -34,10 +34,11 @@ func (f *Fabric) changed(ctx context.Context, acct, vpcID string) error {
 	if err != nil {
 		return err
 	}
-	if err := f.syncRoutes(s, gw); err != nil {
+	eff := s.routesOf()
+	if err := f.syncRoutes(s, eff, gw); err != nil {
 		return err
 	}
-	if err := nft.Apply(s.VPC.Namespace, f.policyOf(s, gw)); err != nil {
+	if err := nft.Apply(s.VPC.Namespace, f.policyOf(s, eff, gw)); err != nil {
 		return fmt.Errorf("applying the packet filter of %s: %w", vpcID, err)
 	}
 	return nil
@@ -65,9 +66,9 @@ func (s vpcState) routesOf() map[string][]ResolvedRoute {
 	return effectiveRoutes(s.VPC, s.Subnets, s.Tables, igws, s.NATs, s.ENIs)
 }
 
-// syncRoutes installs the subnets' policy routing.
-func (f *Fabric) syncRoutes(s vpcState, gw string) error {
-	eff := s.routesOf()
+// syncRoutes installs the subnets' policy routing from their resolved
+// route tables.
+func (f *Fabric) syncRoutes(s vpcState, eff map[string][]ResolvedRoute, gw string) error {
 	bridgeOfSubnet := map[string]string{}
 	for _, sn := range s.Subnets {
 		bridgeOfSubnet[sn.ID] = sn.Bridge
@@ -104,7 +105,7 @@ func (f *Fabric) syncRoutes(s vpcState, gw string) error {
 }
 
 // policyOf derives the VPC's packet filter from its records.
-func (f *Fabric) policyOf(s vpcState, gw string) nft.Policy {
+func (f *Fabric) policyOf(s vpcState, eff map[string][]ResolvedRoute, gw string) nft.Policy {
 	p := nft.Policy{VPCCIDR: mustPrefix(s.VPC.CIDR)}
 	acls := map[string]NetworkACL{}
 	for _, a := range s.ACLs {
@@ -135,7 +136,6 @@ func (f *Fabric) policyOf(s vpcState, gw string) nft.Policy {
 	p.Groups = nftGroups(s.Groups, withTaps)
 	if gw != "" {
 		p.Gateway = &nft.Gateway{Link: gw}
-		eff := s.routesOf()
 		for _, n := range s.NATs {
 			pub, err := netip.ParseAddr(n.PublicIP)
 			if err != nil {
