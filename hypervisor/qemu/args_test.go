@@ -249,3 +249,33 @@ func TestNewNeedsRunDir(t *testing.T) {
 		t.Fatalf("Create with a socket path over 107 bytes = %v, want InvalidParameter", err)
 	}
 }
+
+// TestLateEventOfAnEarlierRun: the SHUTDOWN of a forced Stop, read by its
+// watcher only after Start has begun the next run, must not become that
+// run's exit reason (it once made a later kill read "forced", not
+// "crashed", on a loaded CI host).
+func TestLateEventOfAnEarlierRun(t *testing.T) {
+	d, err := New(Options{RunDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &vm{id: "i-1", files: FilesIn(t.TempDir())}
+	marker := filepath.Join(v.files.Dir, startedFile)
+	quit := Event{Event: "SHUTDOWN", Data: map[string]any{"guest": false, "reason": "host-qmp-quit"}}
+	feed := func(run string) {
+		events := make(chan Event, 1)
+		events <- quit
+		close(events)
+		d.watch(v, nil, 0, run, events, func() {})
+	}
+
+	os.WriteFile(marker, []byte("2"), 0o644)
+	feed("1")
+	if r, detail := v.exitReason(); r != hypervisor.ExitCrashed {
+		t.Fatalf("run 2 took run 1's late event: %q (%s), want crashed", r, detail)
+	}
+	feed("2")
+	if r, _ := v.exitReason(); r != hypervisor.ExitForced {
+		t.Fatalf("run 2's own event: %q, want forced", r)
+	}
+}

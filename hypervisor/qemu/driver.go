@@ -33,6 +33,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -280,6 +281,15 @@ func (v *vm) exitReason() (hypervisor.ExitReason, string) {
 	return hypervisor.ExitNone, ""
 }
 
+// runToken names the current run: Start writes a new one into the
+// started marker before each launch. A watcher remembers the run it
+// watches, so a late event of an earlier run cannot be taken for the
+// current run's.
+func (v *vm) runToken() string {
+	b, _ := os.ReadFile(filepath.Join(v.files.Dir, startedFile))
+	return string(b)
+}
+
 // lock takes the cross-process lock on a VM's run directory, polling so
 // that ctx can end the wait.
 func (v *vm) lock(ctx context.Context) (unlock func(), err error) {
@@ -410,7 +420,8 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	}
 	args := BuildArgs(cfg)
 	_ = os.WriteFile(filepath.Join(v.files.Dir, cmdlineFile), []byte(bin+" "+shellQuote(args)+"\n"), 0o640)
-	if err := os.WriteFile(filepath.Join(v.files.Dir, startedFile), nil, 0o640); err != nil {
+	run := strconv.FormatInt(time.Now().UnixNano(), 10)
+	if err := os.WriteFile(filepath.Join(v.files.Dir, startedFile), []byte(run), 0o640); err != nil {
 		return fmt.Errorf("starting VM %s: %w", id, err)
 	}
 	if err := launch(ctx, bin, args, v.files.QEMULog, spec.NetNS); err != nil {
@@ -497,9 +508,10 @@ func (d *Driver) dial(ctx context.Context, v *vm) (mon *Monitor, fresh bool, err
 	done := make(chan struct{})
 	v.watchDone = done
 	events, unsubscribe := mon.Subscribe()
+	run := v.runToken()
 	go func() {
 		defer close(done)
-		d.watch(v, mon, pid, events, unsubscribe)
+		d.watch(v, mon, pid, run, events, unsubscribe)
 	}()
 	return mon, true, nil
 }
@@ -507,11 +519,17 @@ func (d *Driver) dial(ctx context.Context, v *vm) (mon *Monitor, fresh bool, err
 var errNotRunning = errors.New("not running")
 
 // watch follows one QMP connection's events until it ends.
-func (d *Driver) watch(v *vm, mon *Monitor, pid int, events <-chan Event, unsubscribe func()) {
+func (d *Driver) watch(v *vm, mon *Monitor, pid int, run string, events <-chan Event, unsubscribe func()) {
 	defer unsubscribe()
 	for ev := range events {
 		sd, ok := ShutdownOf(ev)
 		if !ok {
+			continue
+		}
+		// A watcher can lag behind its run: on a loaded host the SHUTDOWN
+		// of a forced Stop may be read after Start has already begun the
+		// next run, and must not become that run's exit reason.
+		if v.runToken() != run {
 			continue
 		}
 		guest, reason := sd.Guest, sd.Reason
