@@ -989,7 +989,7 @@ func (b *Backend) Recover(ctx context.Context) (blockdev.RecoverResult, error) {
 	// short: nothing refers to them.
 	files, _ := filepath.Glob(filepath.Join(b.opts.Dir, "volumes", "*.qcow2*"))
 	for _, f := range files {
-		if strings.HasSuffix(f, ".live-overlay.qcow2") {
+		if strings.HasSuffix(f, liveOverlaySuffix) {
 			continue // a running VM's; see LiveSnapshotPlan
 		}
 		id := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(f), ".tmp"), ".qcow2")
@@ -1017,6 +1017,10 @@ func (b *Backend) CreateLiveOverlay(ctx context.Context, id string) (string, err
 		return "", err
 	}
 	p := b.LiveOverlayPath(id)
-	os.Remove(p)
+	if _, err := os.Stat(p); err == nil {
+		// Removing it could throw away guest writes that exist nowhere
+		// else: an earlier live snapshot has not been merged back.
+		return "", errdefs.Conflict("IncorrectState", "volume %s still has the overlay of an earlier live snapshot (%s) that is not merged back; restart labcloudd, or stop the instance, to merge it, then snapshot again", id, p)
+	}
 	return p, b.createFile(ctx, p, m.SizeBytes, m.Encrypted, m.KeyID, b.volPath(id))
 }

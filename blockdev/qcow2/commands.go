@@ -186,3 +186,10 @@ func checkArgs(im image) []string {
 func infoArgs(path string) []string {
 	return []string{"info", "-U", "--output=json", "-f", "qcow2", path}
 }
+
+// commitArgs writes im's own data into its backing file (the layer right
+// below it), which must not be open elsewhere.
+func commitArgs(im image) []string {
+	a := []string{"commit", "-q", "-t", "writeback"}
+	return append(a, imageArgs(im, false)...)
+}

@@ -37,6 +37,9 @@ func TestCommandLines(t *testing.T) {
 		{"convert to encrypted", convertArgs(plain, "/s/e.qcow2", true, "/s/keys/k.key"),
 			"convert -q " + obj + " -f qcow2 /s/v.qcow2 -O qcow2 -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 /s/e.qcow2"},
 		{"info", infoArgs("/s/v.qcow2"), "info -U --output=json -f qcow2 /s/v.qcow2"},
+		{"commit plain", commitArgs(plain), "commit -q -t writeback -f qcow2 /s/v.qcow2"},
+		{"commit encrypted", commitArgs(enc),
+			"commit -q -t writeback " + obj + " --image-opts driver=qcow2,file.filename=/s/a,,b.qcow2,encrypt.key-secret=sec0,backing.backing.encrypt.key-secret=sec0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := strings.Join(tc.got, " "); got != tc.want {

@@ -13,6 +13,7 @@ import (
 	"github.com/labcloud/labcloud/blockdev/blockdevtest"
 	"github.com/labcloud/labcloud/blockdev/qcow2"
 	"github.com/labcloud/labcloud/hypervisor/qemu"
+	"github.com/labcloud/labcloud/internal/errdefs"
 )
 
 // TestLiveSnapshot runs PlanLiveSnapshot against a real QEMU process
@@ -26,14 +27,74 @@ func TestLiveSnapshot(t *testing.T) {
 	t.Run("encrypted", func(t *testing.T) { testLive(t, true) })
 }
 
-func testLive(t *testing.T, encrypted bool) {
+// TestLiveOverlayAfterACrash: labcloudd dies after the freeze, the guest
+// goes on writing into the overlay, then the VM stops. The overlay alone
+// holds those writes: a second live snapshot must not throw it away, and
+// MergeLiveOverlay puts them into the volume.
+func TestLiveOverlayAfterACrash(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { testLiveCrash(t, false) })
+	t.Run("encrypted", func(t *testing.T) { testLiveCrash(t, true) })
+}
+
+func testLiveCrash(t *testing.T, encrypted bool) {
+	rig := newLiveRig(t, encrypted)
+	rig.hmpIO("write -P 0x22 1M 64k")
+	_, overlay := rig.freeze(t, encrypted)
+	rig.hmpIO("write -P 0x55 5M 64k") // after the freeze: in the overlay only
+	if ids, err := rig.b.LiveOverlays(); err != nil || len(ids) != 1 || ids[0] != rig.v.ID {
+		t.Fatalf("LiveOverlays = %v, %v; want [%s]", ids, err, rig.v.ID)
+	}
+	if _, err := rig.b.CreateLiveOverlay(rig.ctx, rig.v.ID); !errdefs.Is(err, errdefs.ClassConflict) {
+		t.Fatalf("a second live overlay over an unmerged one: %v, want Conflict", err)
+	}
+	// The VM goes away (stopped, or QEMU died) before anyone merged.
+	rig.mon.Run(rig.ctx, "quit", nil, nil)
+	rig.qemu.Wait()
+
+	if err := rig.b.MergeLiveOverlay(rig.ctx, rig.v.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(overlay); !os.IsNotExist(err) {
+		t.Fatalf("the overlay is still there after the merge: %v", err)
+	}
+	if ids, _ := rig.b.LiveOverlays(); len(ids) != 0 {
+		t.Fatalf("LiveOverlays after the merge = %v", ids)
+	}
+	if r, err := rig.b.Check(rig.ctx, rig.v.ID); err != nil || !r.OK {
+		t.Fatalf("volume check: %+v %v", r, err)
+	}
+	if err := blockdevtest.QemuIO(t, rig.v, "read -P 0x11 0 1M", "read -P 0x22 1M 64k", "read -P 0x55 5M 64k"); err != nil {
+		t.Fatalf("the volume lacks what the guest wrote before or after the freeze: %v", err)
+	}
+	// Merging again is a no-op; a new live snapshot can start.
+	if err := rig.b.MergeLiveOverlay(rig.ctx, rig.v.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rig.b.CreateLiveOverlay(rig.ctx, rig.v.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// liveRig is a volume held open by a real QEMU process (no guest:
+// -machine none) the way the hypervisor driver holds it, with HMP's
+// qemu-io standing in for the guest.
+type liveRig struct {
+	b     *qcow2.Backend
+	v     blockdev.Volume
+	mon   *qemu.Monitor
+	qemu  *exec.Cmd
+	ctx   context.Context
+	hmpIO func(c string)
+}
+
+func newLiveRig(t *testing.T, encrypted bool) liveRig {
 	if _, err := exec.LookPath(qemu.DefaultBinary); err != nil {
 		t.Skipf("%s not installed", qemu.DefaultBinary)
 	}
 	dir := t.TempDir()
 	b := newBackendIn(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	v, err := b.CreateVolume(ctx, blockdev.CreateVolumeInput{ID: "vol-src", SizeBytes: 64 << 20, Encrypted: encrypted})
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +135,7 @@ func testLive(t *testing.T, encrypted bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	defer mon.Close()
+	t.Cleanup(func() { mon.Close() })
 	// The driver's node graph: file node, format node (with the chain).
 	if err := mon.Run(ctx, "blockdev-add", map[string]any{"driver": "file", "node-name": "file-vol-live", "filename": v.Path}, nil); err != nil {
 		t.Fatal(err)
@@ -101,9 +162,13 @@ func testLive(t *testing.T, encrypted bool) {
 			t.Fatalf("qemu-io %s: %s", c, out)
 		}
 	}
-	hmpIO("write -P 0x22 1M 64k")
+	return liveRig{b: b, v: v, mon: mon, qemu: cmd, ctx: ctx, hmpIO: hmpIO}
+}
 
-	overlay, err := b.CreateLiveOverlay(ctx, v.ID)
+// freeze runs steps 1 and 2 of LiveSnapshotPlan.
+func (r liveRig) freeze(t *testing.T, encrypted bool) (qcow2.LiveSnapshotPlan, string) {
+	t.Helper()
+	overlay, err := r.b.CreateLiveOverlay(r.ctx, r.v.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,10 +178,18 @@ func testLive(t *testing.T, encrypted bool) {
 	}
 	plan := qcow2.PlanLiveSnapshot(in)
 	for _, c := range plan.Freeze {
-		if err := mon.Run(ctx, c.Execute, c.Arguments, nil); err != nil {
+		if err := r.mon.Run(r.ctx, c.Execute, c.Arguments, nil); err != nil {
 			t.Fatalf("%s: %v", c.Execute, err)
 		}
 	}
+	return plan, overlay
+}
+
+func testLive(t *testing.T, encrypted bool) {
+	rig := newLiveRig(t, encrypted)
+	b, v, mon, ctx, hmpIO := rig.b, rig.v, rig.mon, rig.ctx, rig.hmpIO
+	hmpIO("write -P 0x22 1M 64k")
+	plan, overlay := rig.freeze(t, encrypted)
 	// The guest writes while the snapshot is copied: the snapshot must
 	// not see it, the volume must keep it.
 	hmpIO("write -P 0x33 2M 64k")

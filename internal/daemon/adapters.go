@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -217,9 +218,9 @@ const liveSnapshotWait = 10 * time.Minute
 // this: the instance layer's hook takes the snapshot directly.
 //
 // If labcloudd dies between the freeze and the merge, the VM keeps
-// running on the overlay; the merge is not resumed after a restart yet,
-// so detach (or stop) and re-attach such a volume before snapshotting it
-// again.
+// running on the overlay; settleLiveOverlays finishes the merge at the
+// next start. The overlay file is removed only once QEMU has merged it:
+// until then it holds guest writes that exist nowhere else.
 func (l liveVolumes) Snapshot(ctx context.Context, v volumes.Volume, take func(context.Context) error) error {
 	if len(v.Attachments) == 0 || l.drv == nil || l.be == nil {
 		return l.Attached.Snapshot(ctx, v, take)
@@ -235,47 +236,149 @@ func (l liveVolumes) Snapshot(ctx context.Context, v volumes.Volume, take func(c
 	if err != nil {
 		return fmt.Errorf("creating the overlay of a live snapshot: %w", err)
 	}
-	defer os.Remove(overlay)
-	// Node names as hypervisor/qemu names a disk's nodes.
-	in := qcow2.LiveSnapshotInput{FormatNode: "fmt-" + v.ID, RootNode: "thr-" + v.ID,
-		OverlayPath: overlay, OverlayNode: "snapov-" + v.ID, JobID: "commit-" + v.ID}
-	if v.Encrypted {
-		in.SecretID = "sec-" + v.ID // the secret object hypervisor/qemu made for the disk
-	}
-	plan := qcow2.PlanLiveSnapshot(in)
+	plan := livePlan(v.ID, overlay, v.Encrypted)
 	for i, c := range plan.Freeze {
 		if err := mon.Run(ctx, c.Execute, c.Arguments, nil); err != nil {
 			if i > 0 {
 				l.cleanup(mon, plan)
 			}
+			// blockdev-snapshot did not switch the guest over: the
+			// overlay holds nothing.
+			os.Remove(overlay)
 			return fmt.Errorf("freezing %s for a live snapshot (%s): %w", v.ID, c.Execute, err)
 		}
 	}
 	takeErr := take(ctx)
 	// The merge runs whatever happened, and even when ctx ends: the VM
 	// must not stay on the overlay.
-	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), liveSnapshotWait)
+	if err := l.merge(context.WithoutCancel(ctx), mon, v.ID, plan); err != nil {
+		return errors.Join(takeErr, err)
+	}
+	os.Remove(overlay)
+	return takeErr
+}
+
+// livePlan is the live-snapshot sequence of volume id, with node names as
+// hypervisor/qemu names a disk's nodes.
+func livePlan(id, overlay string, encrypted bool) qcow2.LiveSnapshotPlan {
+	in := qcow2.LiveSnapshotInput{FormatNode: "fmt-" + id, RootNode: "thr-" + id,
+		OverlayPath: overlay, OverlayNode: liveOverlayNodePrefix + id, JobID: "commit-" + id}
+	if encrypted {
+		in.SecretID = "sec-" + id // the secret object hypervisor/qemu made for the disk
+	}
+	return qcow2.PlanLiveSnapshot(in)
+}
+
+// liveOverlayNodePrefix starts the node name of a live-snapshot overlay;
+// the volume id follows.
+const liveOverlayNodePrefix = "snapov-"
+
+// merge runs step 4 of the live-snapshot sequence: QEMU copies the
+// overlay's writes into the volume and switches the guest back to it.
+func (l liveVolumes) merge(ctx context.Context, mon *qemu.Monitor, id string, plan qcow2.LiveSnapshotPlan) error {
+	mctx, cancel := context.WithTimeout(ctx, liveSnapshotWait)
 	defer cancel()
 	events, unsub := mon.Subscribe()
 	defer unsub()
 	job := func(e qemu.Event, name string) bool {
-		id, _ := e.Data["device"].(string)
-		return e.Event == name && id == plan.Commit.Arguments["job-id"]
+		jid, _ := e.Data["device"].(string)
+		return e.Event == name && jid == plan.Commit.Arguments["job-id"]
 	}
 	if err := mon.Run(mctx, plan.Commit.Execute, plan.Commit.Arguments, nil); err != nil {
-		return errors.Join(takeErr, fmt.Errorf("merging the live-snapshot overlay of %s back (block-commit): %w", v.ID, err))
+		return fmt.Errorf("merging the live-snapshot overlay of %s back (block-commit): %w", id, err)
 	}
 	if _, err := qemu.WaitEvent(mctx, events, func(e qemu.Event) bool { return job(e, "BLOCK_JOB_READY") }); err != nil {
-		return errors.Join(takeErr, fmt.Errorf("waiting for the merge of %s: %w", v.ID, err))
+		return fmt.Errorf("waiting for the merge of %s: %w", id, err)
 	}
 	if err := mon.Run(mctx, plan.Complete.Execute, plan.Complete.Arguments, nil); err != nil {
-		return errors.Join(takeErr, fmt.Errorf("completing the merge of %s: %w", v.ID, err))
+		return fmt.Errorf("completing the merge of %s: %w", id, err)
 	}
 	if _, err := qemu.WaitEvent(mctx, events, func(e qemu.Event) bool { return job(e, "BLOCK_JOB_COMPLETED") }); err != nil {
-		return errors.Join(takeErr, fmt.Errorf("waiting for the merge of %s to complete: %w", v.ID, err))
+		return fmt.Errorf("waiting for the merge of %s to complete: %w", id, err)
 	}
 	l.cleanup(mon, plan)
-	return takeErr
+	return nil
+}
+
+// settleLiveOverlays finishes the live snapshots a labcloudd crash cut
+// short between the freeze and the merge. Run at start-up, before the
+// instance controller starts any VM:
+//   - a running VM still on an overlay: QEMU merges it now, as the
+//     snapshot would have;
+//   - an overlay no running VM holds (the VM stopped or died since): its
+//     writes are committed into the volume file on disk before the VM
+//     opens the volume again.
+//
+// An overlay that cannot be merged stays (CreateLiveOverlay then refuses
+// a new live snapshot of that volume) and is logged: it holds guest
+// writes that exist nowhere else.
+func (l liveVolumes) settleLiveOverlays(ctx context.Context) {
+	if l.drv == nil || l.be == nil {
+		return
+	}
+	ids, err := l.be.LiveOverlays()
+	if err != nil || len(ids) == 0 {
+		return
+	}
+	pending := map[string]bool{}
+	for _, id := range ids {
+		pending[id] = true
+	}
+	vms, _ := l.drv.List(ctx)
+	for _, vm := range vms {
+		mon, err := l.drv.Monitor(ctx, vm)
+		if err != nil {
+			continue // not running
+		}
+		held := l.overlayNodes(ctx, mon)
+		for id := range held {
+			delete(pending, id)
+			overlay := l.be.LiveOverlayPath(id)
+			plan := livePlan(id, overlay, l.encrypted(ctx, id))
+			err := l.merge(ctx, mon, id, plan)
+			if err != nil {
+				// Added but never switched to (the crash came between
+				// blockdev-add and blockdev-snapshot): nothing to merge.
+				l.cleanup(mon, plan)
+			}
+			if _, still := l.overlayNodes(ctx, mon)[id]; still {
+				l.log.Error("a live snapshot's overlay could not be merged back; the VM keeps writing into it", "volume", id, "instance", vm, "overlay", overlay, "err", err)
+				continue
+			}
+			os.Remove(overlay)
+			l.log.Info("merged the overlay of a live snapshot that a restart interrupted", "volume", id, "instance", vm)
+		}
+	}
+	for id := range pending {
+		if err := l.be.MergeLiveOverlay(ctx, id); err != nil {
+			l.log.Error("a live snapshot's overlay could not be merged into its volume", "volume", id, "err", err)
+			continue
+		}
+		l.log.Info("merged the overlay of a live snapshot into its volume after its VM stopped", "volume", id)
+	}
+}
+
+// overlayNodes returns the volumes whose live-snapshot overlay node the
+// VM behind mon holds.
+func (l liveVolumes) overlayNodes(ctx context.Context, mon *qemu.Monitor) map[string]bool {
+	var nodes []struct {
+		NodeName string `json:"node-name"`
+	}
+	if err := mon.Run(ctx, "query-named-block-nodes", map[string]any{"flat": true}, &nodes); err != nil {
+		return nil
+	}
+	held := map[string]bool{}
+	for _, n := range nodes {
+		if id, ok := strings.CutPrefix(n.NodeName, liveOverlayNodePrefix); ok {
+			held[id] = true
+		}
+	}
+	return held
+}
+
+func (l liveVolumes) encrypted(ctx context.Context, id string) bool {
+	v, err := l.be.Volume(ctx, id)
+	return err == nil && v.Encrypted
 }
 
 func (l liveVolumes) cleanup(mon *qemu.Monitor, plan qcow2.LiveSnapshotPlan) {

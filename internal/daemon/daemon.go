@@ -249,7 +249,9 @@ func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *
 	if vols != nil {
 		// Modify and snapshot of attached volumes go through the VM.
 		be, _ := vols.Backend().(*qcow2.Backend)
-		vols.SetAttached(liveVolumes{Attached: svc.VolumeHooks(), drv: driver, be: be, log: log.With("component", "volumes")})
+		live := liveVolumes{Attached: svc.VolumeHooks(), drv: driver, be: be, log: log.With("component", "volumes")}
+		vols.SetAttached(live)
+		live.settleLiveOverlays(ctx)
 	}
 	for prefix, kind := range map[string]string{"vpc-": "vpc", "subnet-": "subnet", "rtb-": "route-table",
 		"igw-": "internet-gateway", "eipalloc-": "elastic-ip", "nat-": "natgateway", "eni-": "network-interface"} {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -46,14 +45,7 @@ func TestDebian12OnLabcloud(t *testing.T) {
 	var reg struct{ ImageId string }
 	e.ok(&reg, "labcloud", "ec2", "register-image", "--name", "debian-12", "--image-location", res.ManifestPath)
 
-	keyPath := filepath.Join(t.TempDir(), "k.pem")
-	out, errOut, code := e.run("labcloud", "ec2", "create-key-pair", "--key-name", "deb", "--key-type", "ed25519", "--query", "KeyMaterial", "--output", "text")
-	if code != 0 {
-		t.Fatalf("create-key-pair: %s", errOut)
-	}
-	if err := os.WriteFile(keyPath, []byte(strings.TrimSpace(out)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyPath := e.keyFile("deb", "--key-type", "ed25519")
 	e.ok(nil, "labcloud", "iam", "create-role", "--role-name", "reader", "--assume-role-policy-document",
 		`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)
 	e.ok(nil, "labcloud", "iam", "put-role-policy", "--role-name", "reader", "--policy-name", "describe", "--policy-document",
@@ -97,14 +89,7 @@ func TestDebian12OnLabcloud(t *testing.T) {
 
 	// An instance without a profile gets no credentials.
 	ami := registerTiny(t, e)
-	tinyKey := filepath.Join(t.TempDir(), "tiny.pem")
-	out, errOut, code = e.run("labcloud", "ec2", "create-key-pair", "--key-name", "tiny", "--query", "KeyMaterial", "--output", "text")
-	if code != 0 {
-		t.Fatalf("create-key-pair: %s", errOut)
-	}
-	if err := os.WriteFile(tinyKey, []byte(strings.TrimSpace(out)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tinyKey := e.keyFile("tiny")
 	var other struct{ Instances []instanceView }
 	e.ok(&other, "labcloud", "ec2", "run-instances", "--image-id", ami, "--key-name", "tiny")
 	oid := other.Instances[0].InstanceId

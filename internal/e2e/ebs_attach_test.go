@@ -66,14 +66,7 @@ func TestEBSAttachToARunningVM(t *testing.T) {
 	e := newAWSEnv(t, d)
 	ami := registerTiny(t, e)
 
-	keyPath := filepath.Join(t.TempDir(), "k.pem")
-	out, errOut, code := e.run("labcloud", "ec2", "create-key-pair", "--key-name", "ebs", "--query", "KeyMaterial", "--output", "text")
-	if code != 0 {
-		t.Fatalf("create-key-pair: %s", errOut)
-	}
-	if err := os.WriteFile(keyPath, []byte(strings.TrimSpace(out)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyPath := e.keyFile("ebs")
 	var launched struct {
 		Instances []struct {
 			InstanceId string

@@ -23,14 +23,7 @@ func TestCreateImageFromRunningInstance(t *testing.T) {
 	e := newAWSEnv(t, d)
 	ami := registerTiny(t, e)
 
-	keyPath := filepath.Join(t.TempDir(), "k.pem")
-	out, errOut, code := e.run("labcloud", "ec2", "create-key-pair", "--key-name", "lab", "--query", "KeyMaterial", "--output", "text")
-	if code != 0 {
-		t.Fatalf("create-key-pair: %s", errOut)
-	}
-	if err := os.WriteFile(keyPath, []byte(strings.TrimSpace(out)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyPath := e.keyFile("lab")
 	launch := func(profile, image string) string {
 		t.Helper()
 		var r struct{ Instances []instanceView }
@@ -87,7 +80,7 @@ func TestCreateImageFromRunningInstance(t *testing.T) {
 	e.ok(nil, "labcloud", "ec2", "terminate-instances", "--instance-ids", first, second)
 
 	// A second account: the private image is invisible until shared.
-	out, errOut, code = run(t, nil, filepath.Join(binDir, "labcloud"), "--state-dir", d.stateDir, "admin", "create-account", "team-b")
+	out, errOut, code := run(t, nil, filepath.Join(binDir, "labcloud"), "--state-dir", d.stateDir, "admin", "create-account", "team-b")
 	if code != 0 {
 		t.Fatalf("labcloud admin create-account: %d %s", code, errOut)
 	}

@@ -58,6 +58,22 @@ func (e *awsEnv) waitState(id, state string, within time.Duration) instanceView 
 	}
 }
 
+// keyFile creates key pair name (extra: more create-key-pair options)
+// and writes its private key to a 0600 file, whose path it returns.
+func (e *awsEnv) keyFile(name string, extra ...string) string {
+	e.t.Helper()
+	args := append([]string{"ec2", "create-key-pair", "--key-name", name}, extra...)
+	out, errOut, code := e.run("labcloud", append(args, "--query", "KeyMaterial", "--output", "text")...)
+	if code != 0 {
+		e.t.Fatalf("create-key-pair %s: %s", name, errOut)
+	}
+	path := filepath.Join(e.t.TempDir(), name+".pem")
+	if err := os.WriteFile(path, []byte(strings.TrimSpace(out)+"\n"), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	return path
+}
+
 // sshRun runs a command on the instance from inside its VPC namespace,
 // retrying until sshd answers.
 func sshRun(t *testing.T, ns, key, ip, cmd string, within time.Duration) string {
@@ -101,14 +117,7 @@ func TestInstanceLifecycleWithSSH(t *testing.T) {
 	e := newAWSEnv(t, d)
 	ami := registerTiny(t, e)
 
-	keyPath := filepath.Join(t.TempDir(), "k.pem")
-	out, errOut, code := e.run("labcloud", "ec2", "create-key-pair", "--key-name", "lab", "--query", "KeyMaterial", "--output", "text")
-	if code != 0 {
-		t.Fatalf("create-key-pair: %s", errOut)
-	}
-	if err := os.WriteFile(keyPath, []byte(strings.TrimSpace(out)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyPath := e.keyFile("lab")
 
 	var launched struct{ Instances []instanceView }
 	e.ok(&launched, "labcloud", "ec2", "run-instances", "--image-id", ami, "--instance-type", "t3.micro", "--key-name", "lab",
@@ -131,7 +140,7 @@ func TestInstanceLifecycleWithSSH(t *testing.T) {
 
 	// The labcloud CLI gets there too, and shows the console.
 	cli := filepath.Join(binDir, "labcloud")
-	out, errOut, code = run(t, nil, cli, "--state-dir", d.stateDir, "ssh", "--net-prefix", netPrefix(d.stateDir),
+	out, errOut, code := run(t, nil, cli, "--state-dir", d.stateDir, "ssh", "--net-prefix", netPrefix(d.stateDir),
 		"-i", keyPath, "-l", "root", id, "cat /root/persist.txt")
 	if code != 0 || !strings.Contains(out, "kept") {
 		t.Fatalf("labcloud ssh: exit %d, out %q, err %q", code, out, errOut)
@@ -226,12 +235,7 @@ func TestInstancesSurviveDaemonKill(t *testing.T) {
 	d := startDaemon(t, stateDir)
 	e := newAWSEnv(t, d)
 	ami := registerTiny(t, e)
-	keyPath := filepath.Join(t.TempDir(), "k.pem")
-	out, errOut, code := e.run("labcloud", "ec2", "create-key-pair", "--key-name", "lab", "--query", "KeyMaterial", "--output", "text")
-	if code != 0 {
-		t.Fatalf("create-key-pair: %s", errOut)
-	}
-	os.WriteFile(keyPath, []byte(strings.TrimSpace(out)+"\n"), 0o600)
+	keyPath := e.keyFile("lab")
 
 	var launched struct{ Instances []instanceView }
 	e.ok(&launched, "labcloud", "ec2", "run-instances", "--image-id", ami, "--instance-type", "t3.nano", "--key-name", "lab", "--count", "2")
