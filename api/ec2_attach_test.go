@@ -161,6 +161,9 @@ func TestAttachVolumeAPI(t *testing.T) {
 		}
 	}
 	if sdf == nil || *sdf.Ebs.VolumeId != vol || sdf.Ebs.Status != ec2types.AttachmentStatusAttached || *sdf.Ebs.DeleteOnTermination {
+		for _, m := range di.BlockDeviceMappings {
+			t.Logf("mapping %s %+v", *m.DeviceName, *m.Ebs)
+		}
 		t.Fatalf("DescribeInstances block devices: %+v", di.BlockDeviceMappings)
 	}
 
@@ -232,6 +235,35 @@ func TestAttachVolumeAPI(t *testing.T) {
 	waitVolume(t, c, vol, ec2types.VolumeStateAvailable, "")
 	if _, ok := guestDisk(drv, inst, vol); ok {
 		t.Errorf("the guest still sees %s after the detach", vol)
+	}
+
+	// A guest that does not release the disk: the detach waits (and is
+	// retried), until DetachVolume with Force takes the disk away.
+	if err := drv.HoldDisks(inst, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: aws.String(vol), InstanceId: aws.String(inst), Device: aws.String("/dev/sdf")}); err != nil {
+		t.Fatal(err)
+	}
+	waitVolume(t, c, vol, ec2types.VolumeStateInUse, ec2types.VolumeAttachmentStateAttached)
+	if _, err := c.DetachVolume(ctx, &ec2.DetachVolumeInput{VolumeId: aws.String(vol)}); err != nil {
+		t.Fatal(err)
+	}
+	waitVolume(t, c, vol, ec2types.VolumeStateInUse, ec2types.VolumeAttachmentStateDetaching)
+	if _, ok := guestDisk(drv, inst, vol); !ok {
+		t.Fatalf("the guest that holds its disks lost %s without force", vol)
+	}
+	if _, err := c.DetachVolume(ctx, &ec2.DetachVolumeInput{VolumeId: aws.String(vol), Force: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	waitVolume(t, c, vol, ec2types.VolumeStateAvailable, "")
+	if spec, _ := drv.Spec(inst); slices.ContainsFunc(spec.Disks, func(d hypervisor.Disk) bool { return d.ID == vol }) {
+		t.Errorf("the VM's definition still has %s after a forced detach", vol)
+	}
+	// The guest keeps a dead device until it answers the unplug.
+	drv.HoldDisks(inst, false)
+	if _, ok := guestDisk(drv, inst, vol); ok {
+		t.Errorf("the guest still has %s after it let go", vol)
 	}
 
 	// An encrypted volume goes in with its key file (never the key).

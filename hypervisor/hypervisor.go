@@ -97,6 +97,18 @@ type DiskResizer interface {
 	ResizeDisk(ctx context.Context, id, diskID string, sizeBytes int64) error
 }
 
+// DiskForceDetacher is implemented by drivers that can take a disk away
+// from a running VM whose guest does not release it (EBS DetachVolume
+// with Force). The guest gets a short chance to release the device; if it
+// does not, the disk's storage is cut from under it: the volume's file is
+// closed (another VM may open it at once), and the guest's device, until
+// the guest lets go of it or the VM stops, reads and writes nothing of
+// the volume. Writes the guest had not flushed are lost, as AWS warns.
+// The disk leaves the definition either way.
+type DiskForceDetacher interface {
+	ForceDetachDisk(ctx context.Context, id, diskID string) error
+}
+
 // Reattacher is implemented by drivers whose VMs outlive the driver object
 // (a labcloudd restart). Reattach reconnects to a VM started earlier,
 // resumes watching it (power-off and crash detection) and reports its

@@ -58,6 +58,10 @@ type vm struct {
 	detail            string
 	boots             int
 	ignorePowerButton bool
+	// holdDisks: the guest never answers a disk's unplug request.
+	holdDisks bool
+	// cut: disks detached by force that the guest has not let go of yet
+	cut []string
 	// live devices, what the running guest sees
 	disks []hypervisor.Disk
 	nics  []hypervisor.NIC
@@ -145,6 +149,30 @@ func (d *Driver) Crash(id string) error {
 // into the timeout and end as ExitForced.
 func (d *Driver) IgnorePowerButton(id string, ignore bool) error {
 	return d.with(id, "", func(v *vm) error { v.ignorePowerButton = ignore; return nil })
+}
+
+// HoldDisks makes the running guest keep its disks: DetachDisk fails
+// with Conflict as QEMU's does when the guest does not answer, and only
+// ForceDetachDisk takes a disk away.
+func (d *Driver) HoldDisks(id string, hold bool) error {
+	return d.with(id, "", func(v *vm) error {
+		v.holdDisks = hold
+		v.releaseCut()
+		return nil
+	})
+}
+
+// answers reports whether the guest answers unplug requests now: not
+// while it holds its disks or is paused.
+func (v *vm) answers() bool { return !v.holdDisks && v.state != hypervisor.StatePaused }
+
+// releaseCut lets go of force-detached devices once the guest answers.
+func (v *vm) releaseCut() {
+	if !v.answers() {
+		return
+	}
+	v.disks = slices.DeleteFunc(v.disks, func(dk hypervisor.Disk) bool { return slices.Contains(v.cut, dk.ID) })
+	v.cut = nil
 }
 
 func notFound(id string) error {
@@ -317,6 +345,7 @@ func (d *Driver) Resume(ctx context.Context, id string) error {
 			return err
 		}
 		v.state = hypervisor.StateRunning
+		v.releaseCut()
 		return nil
 	})
 }
@@ -374,6 +403,9 @@ func (d *Driver) AttachDisk(ctx context.Context, id string, disk hypervisor.Disk
 		if taken(v.spec, disk.ID) {
 			return errdefs.AlreadyExists("", "VM %s already has a device %s; detach it first or use another id", id, disk.ID)
 		}
+		if slices.Contains(v.cut, disk.ID) {
+			return errdefs.Conflict("IncorrectState", "the guest of VM %s has not yet released the device of disk %s, which was detached by force", id, disk.ID)
+		}
 		v.spec.Disks = append(v.spec.Disks, disk)
 		if v.state != hypervisor.StateStopped {
 			v.disks = append(v.disks, disk)
@@ -384,13 +416,31 @@ func (d *Driver) AttachDisk(ctx context.Context, id string, disk hypervisor.Disk
 
 // DetachDisk removes a disk.
 func (d *Driver) DetachDisk(ctx context.Context, id, diskID string) error {
-	return d.with(id, "DetachDisk", func(v *vm) error {
+	return d.detachDisk(id, diskID, "DetachDisk", false)
+}
+
+// ForceDetachDisk removes a disk even from a guest that holds it
+// (hypervisor.DiskForceDetacher).
+func (d *Driver) ForceDetachDisk(ctx context.Context, id, diskID string) error {
+	return d.detachDisk(id, diskID, "ForceDetachDisk", true)
+}
+
+func (d *Driver) detachDisk(id, diskID, method string, force bool) error {
+	return d.with(id, method, func(v *vm) error {
 		match := func(dk hypervisor.Disk) bool { return dk.ID == diskID }
 		i := slices.IndexFunc(v.spec.Disks, match)
 		if i < 0 {
 			return errdefs.NotFound("", "VM %s has no disk %s", id, diskID)
 		}
+		live := slices.ContainsFunc(v.disks, match)
+		if live && !v.answers() && !force {
+			return errdefs.Conflict("", "the guest of VM %s did not release device %s", id, diskID)
+		}
 		v.spec.Disks = slices.Delete(v.spec.Disks, i, i+1)
+		if live && !v.answers() {
+			v.cut = append(v.cut, diskID) // the device stays until the guest answers
+			return nil
+		}
 		v.disks = slices.DeleteFunc(v.disks, match)
 		return nil
 	})

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"slices"
 	"testing"
 	"time"
@@ -362,6 +363,36 @@ func testLifecycle(t *testing.T, h Harness) {
 		wantClass(t, "DetachDisk again", d.DetachDisk(ctx, id, disk.ID), errdefs.ClassNotFound)
 		// The slot is free again: attaching once more works.
 		must(t, "AttachDisk after detach", d.AttachDisk(ctx, id, disk))
+		eventually(t, h.Timeout, "the guest sees the disk again", func() bool { return h.SeesDisk(t, d, id, disk.Serial) })
+		must(t, "DetachDisk", d.DetachDisk(ctx, id, disk.ID))
+	})
+
+	step("ForceDetachDisk", func(t *testing.T) {
+		fd, ok := d.(hypervisor.DiskForceDetacher)
+		p, canPause := d.(hypervisor.Pauser)
+		if !ok || !canPause {
+			t.Skip("driver cannot force-detach disks or pause VMs")
+		}
+		disk := h.NewDisk(lt, "vol-forced")
+		must(t, "AttachDisk", d.AttachDisk(ctx, id, disk))
+		eventually(t, h.Timeout, "the guest sees the hot-plugged disk", func() bool { return h.SeesDisk(t, d, id, disk.Serial) })
+		// A paused guest cannot answer the unplug request: the disk must
+		// be cut from under it.
+		must(t, "Pause", p.Pause(ctx, id))
+		must(t, "ForceDetachDisk", fd.ForceDetachDisk(ctx, id, disk.ID))
+		// The file is closed: qemu-img gets its write lock (drivers whose
+		// disks are files).
+		if _, err := os.Stat(disk.Path); err == nil {
+			if out, err := exec.Command("qemu-img", "info", disk.Path).CombinedOutput(); err != nil {
+				t.Fatalf("the force-detached disk's file is still held: %v: %s", err, out)
+			}
+		}
+		wantClass(t, "DetachDisk after the forced one", d.DetachDisk(ctx, id, disk.ID), errdefs.ClassNotFound)
+		wantClass(t, "AttachDisk while the guest holds the old device", d.AttachDisk(ctx, id, disk), errdefs.ClassConflict)
+		must(t, "Resume", p.Resume(ctx, id))
+		eventually(t, h.Timeout, "the guest lets go of the cut device", func() bool { return !h.SeesDisk(t, d, id, disk.Serial) })
+		// Attaching the same disk again works once the guest let go.
+		eventually(t, h.Timeout, "the disk attaches again", func() bool { return d.AttachDisk(ctx, id, disk) == nil })
 		eventually(t, h.Timeout, "the guest sees the disk again", func() bool { return h.SeesDisk(t, d, id, disk.Serial) })
 		must(t, "DetachDisk", d.DetachDisk(ctx, id, disk.ID))
 	})

@@ -901,6 +901,9 @@ func (d *Driver) AttachDisk(ctx context.Context, id string, disk hypervisor.Disk
 			if _, err := os.Stat(disk.Path); err != nil {
 				return errdefs.InvalidParameter("", "disk %s: %s is not usable (%v); check the path", disk.ID, disk.Path, err)
 			}
+			if err := d.dropCutDisk(ctx, mon, id, disk.ID); err != nil {
+				return err
+			}
 			port, err := freePort(ctx, mon)
 			if err != nil {
 				return err
@@ -983,6 +986,11 @@ func freePort(ctx context.Context, mon *Monitor) (string, error) {
 // unplug asks the guest to release a device and waits for QEMU's
 // DEVICE_DELETED. A device QEMU does not know counts as gone.
 func (d *Driver) unplug(ctx context.Context, mon *Monitor, vmID, devID string) error {
+	return d.unplugWithin(ctx, mon, vmID, devID, d.opts.DetachTimeout)
+}
+
+// unplugWithin is unplug with its own bound on the guest's answer.
+func (d *Driver) unplugWithin(ctx context.Context, mon *Monitor, vmID, devID string, timeout time.Duration) error {
 	events, cancel := mon.Subscribe()
 	defer cancel()
 	if err := mon.DeviceDel(ctx, devID); err != nil {
@@ -991,14 +999,14 @@ func (d *Driver) unplug(ctx context.Context, mon *Monitor, vmID, devID string) e
 		}
 		return err
 	}
-	wctx, wcancel := context.WithTimeout(ctx, d.opts.DetachTimeout)
+	wctx, wcancel := context.WithTimeout(ctx, timeout)
 	defer wcancel()
 	_, err := WaitEvent(wctx, events, func(ev Event) bool {
 		dev, _, ok := DeviceDeletedOf(ev)
 		return ok && dev == devID
 	})
 	if err != nil {
-		return errdefs.Wrap(errdefs.ClassConflict, "", err, "the guest of VM %s did not release device %s within %s (it may not support PCIe hot-unplug); stop the VM to detach it", vmID, devID, d.opts.DetachTimeout)
+		return errdefs.Wrap(errdefs.ClassConflict, "", err, "the guest of VM %s did not release device %s within %s (it may not support PCIe hot-unplug); stop the VM, or detach with force, to detach it", vmID, devID, timeout)
 	}
 	return nil
 }
@@ -1015,29 +1023,35 @@ func (d *Driver) DetachDisk(ctx context.Context, id, diskID string) error {
 			if err := d.unplug(ctx, mon, id, diskDeviceID(diskID)); err != nil {
 				return err
 			}
-			var errs []error
-			for _, n := range []string{throttleNode(diskID), formatNode(diskID), fileNode(diskID)} {
-				if err := mon.BlockdevDel(ctx, n); err != nil && !isNotFound(err) {
-					errs = append(errs, err)
-				}
-			}
-			if err := mon.ObjectDel(ctx, throttleGroup(diskID)); err != nil && !isNotFound(err) {
-				errs = append(errs, err)
-			}
-			if spec.Disks[i].KeyFile != "" {
-				if err := mon.ObjectDel(ctx, secretID(diskID)); err != nil && !isNotFound(err) {
-					errs = append(errs, err)
-				}
-			}
-			if err := errors.Join(errs...); err != nil {
-				// The guest no longer sees the disk; what is left is
-				// QEMU-internal and goes away with this QEMU.
-				d.log.Warn("cleaning up detached disk", "vm", id, "disk", diskID, "err", err)
-			}
+			d.dropDiskNodes(ctx, mon, id, spec.Disks[i])
 		}
 		spec.Disks = slices.Delete(spec.Disks, i, i+1)
 		return nil
 	})
+}
+
+// dropDiskNodes removes the block nodes and objects of a disk whose
+// device the guest has released.
+func (d *Driver) dropDiskNodes(ctx context.Context, mon *Monitor, vmID string, disk hypervisor.Disk) {
+	var errs []error
+	for _, n := range []string{throttleNode(disk.ID), formatNode(disk.ID), fileNode(disk.ID)} {
+		if err := mon.BlockdevDel(ctx, n); err != nil && !isNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	if err := mon.ObjectDel(ctx, throttleGroup(disk.ID)); err != nil && !isNotFound(err) {
+		errs = append(errs, err)
+	}
+	if disk.KeyFile != "" {
+		if err := mon.ObjectDel(ctx, secretID(disk.ID)); err != nil && !isNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		// The guest no longer sees the disk; what is left is
+		// QEMU-internal and goes away with this QEMU.
+		d.log.Warn("cleaning up detached disk", "vm", vmID, "disk", disk.ID, "err", err)
+	}
 }
 
 // isNotFound tells QEMU's "no such device/node/object" answers, which

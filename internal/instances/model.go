@@ -116,8 +116,8 @@ type VolumeAttachment struct {
 	State               string    `json:"state"`
 	DeleteOnTermination bool      `json:"deleteOnTermination"`
 	AttachTime          time.Time `json:"attachTime"`
-	// Force detaches without waiting for the guest when the VM is not
-	// running (a running guest must still release the device).
+	// Force detaches even when the running guest does not release the
+	// device (DetachVolume Force; hypervisor.DiskForceDetacher).
 	Force bool `json:"force,omitempty"`
 	// Disk is what the VM opens: the volume's file, format, its serial
 	// (the volume id without the dash, as /dev/disk/by-id shows on EC2

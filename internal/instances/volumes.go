@@ -157,8 +157,10 @@ func (s *Service) AttachVolume(ctx context.Context, acct, volID, instID, device 
 // DetachVolume starts detaching volume volID (from instID when given;
 // InvalidAttachment.NotFound when it is attached elsewhere) and returns
 // the volume as it is now (detaching). The controller unplugs the disk;
-// a running guest must release it (force only skips the wait when the VM
-// is not running: QEMU cannot pull a disk out from under a guest).
+// a running guest must release it. With force, a guest that does not
+// release it within moments has the disk's storage cut from under it
+// (hypervisor.DiskForceDetacher): the volume becomes available, and
+// writes the guest had not flushed are lost, as AWS warns.
 func (s *Service) DetachVolume(ctx context.Context, acct, volID, instID string, force bool) (volumes.Volume, error) {
 	vols, err := s.volumesService()
 	if err != nil {
@@ -295,7 +297,13 @@ func (s *Service) reconcileVolumes(ctx context.Context, key string, i Instance) 
 			changed = true
 		case VolumeDetaching:
 			if i.Status.VMDefined {
-				err := s.opts.Driver.DetachDisk(ctx, i.ID, a.VolumeID)
+				detach := s.opts.Driver.DetachDisk
+				if fd, ok := s.opts.Driver.(hypervisor.DiskForceDetacher); ok && a.Force {
+					// DetachVolume --force: a guest that does not let go
+					// has the disk cut from under it, as on AWS.
+					detach = fd.ForceDetachDisk
+				}
+				err := detach(ctx, i.ID, a.VolumeID)
 				if err != nil && !errdefs.Is(err, errdefs.ClassNotFound) {
 					s.log.Warn("detaching a volume failed; trying again", "instance", i.ID, "volume", a.VolumeID, "err", err)
 					if a.LastError != err.Error() {
