@@ -84,11 +84,11 @@
 // With ENIs whose source/destination check is off, two lookups follow the
 // group maps and three accepts the ENI-to-ENI one:
 //
-//	    iifname . ether saddr vmap @sg_out_fwd       egress of such a sender
-//	    oifname . rt ip nexthop vmap @sg_in_fwd      ingress of such a receiver
-//	    iifname . ip saddr @enis oifname . rt ip nexthop @fwd_receivers accept
-//	    iifname . ether saddr @fwd_senders oifname . ip daddr @enis accept
-//	    iifname . ether saddr @fwd_senders oifname . rt ip nexthop @fwd_receivers accept
+//	iifname . ether saddr vmap @sg_out_fwd       egress of such a sender
+//	oifname . rt ip nexthop vmap @sg_in_fwd      ingress of such a receiver
+//	iifname . ip saddr @enis oifname . rt ip nexthop @fwd_receivers accept
+//	iifname . ether saddr @fwd_senders oifname . ip daddr @enis accept
+//	iifname . ether saddr @fwd_senders oifname . rt ip nexthop @fwd_receivers accept
 //
 // Such an ENI is found as a sender by bridge . MAC (the bridge table ties
 // the MAC to its tap), whatever the source address, and as a receiver by
