@@ -120,7 +120,9 @@ type ENI struct {
 	// EIPAllocationID.
 	PublicIP        string `json:",omitempty"`
 	EIPAllocationID string `json:",omitempty"`
-	// SourceDestCheck is true unless turned off (NAT instances).
+	// NoSourceDestCheck is EC2's SourceDestCheck=false (NAT instances,
+	// appliances): the filter lets the ENI send from any source address
+	// and gives it what routes send to it (nft.ENI.NoSourceDestCheck).
 	NoSourceDestCheck bool `json:",omitempty"`
 	// InterfaceType is "" for an instance's interface and "nat_gateway"
 	// for a NAT gateway's address, which has no tap.
