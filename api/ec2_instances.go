@@ -959,7 +959,9 @@ type BlobAttributeValueInput struct {
 
 // ModifyInstanceAttributeInput is the EC2 ModifyInstanceAttribute request.
 // labcloud changes the instance type and the user data (of a stopped
-// instance); other attributes are refused as unsupported.
+// instance), and the security groups and source/destination check of
+// its network interface (at any time); other attributes are refused as
+// unsupported.
 type ModifyInstanceAttributeInput struct {
 	InstanceID   string                   `locationName:"InstanceId"`
 	Attribute    string                   `locationName:"Attribute"`
@@ -1014,6 +1016,20 @@ func (s *Server) modifyInstanceAttribute(ctx context.Context, c *Call, in *Modif
 	if in.InstanceID == "" {
 		return nil, errdefs.New(errdefs.ClassMissingParameter, "MissingParameter", "The request must contain the parameter InstanceId")
 	}
+	if in.Attribute == "sourceDestCheck" && in.SourceDestCheck == nil {
+		// The CLI's --attribute sourceDestCheck --value false form.
+		if in.Value == nil {
+			return nil, errdefs.New(errdefs.ClassMissingParameter, "MissingParameter", "Attribute sourceDestCheck needs a Value (true or false)")
+		}
+		b, err := strconv.ParseBool(*in.Value)
+		if err != nil {
+			return nil, errdefs.InvalidParameter("InvalidParameterValue", "Value %q of sourceDestCheck is not a boolean: give true or false", *in.Value)
+		}
+		in.SourceDestCheck = &AttributeBooleanValueInput{Value: &b}
+	}
+	if in.SourceDestCheck != nil && in.SourceDestCheck.Value == nil {
+		return nil, errdefs.New(errdefs.ClassMissingParameter, "MissingParameter", "SourceDestCheck needs a Value (true or false)")
+	}
 	if len(in.Groups) > 0 || in.SourceDestCheck != nil {
 		return s.modifyInstanceInterface(ctx, c, svc, in)
 	}
@@ -1037,7 +1053,7 @@ func (s *Server) modifyInstanceAttribute(ctx context.Context, c *Call, in *Modif
 		}
 		data, hasData = b, true
 	case in.Attribute != "":
-		return nil, errdefs.New(errdefs.ClassNotImplemented, "UnsupportedOperation", "labcloud can modify the instanceType and userData attributes only, not %s", in.Attribute)
+		return nil, errdefs.New(errdefs.ClassNotImplemented, "UnsupportedOperation", "labcloud can modify the instanceType, userData and sourceDestCheck attributes (and GroupId.N), not %s", in.Attribute)
 	default:
 		return nil, errdefs.New(errdefs.ClassMissingParameter, "MissingParameter", "Name the attribute to modify: InstanceType.Value or UserData.Value")
 	}

@@ -58,6 +58,13 @@ type Options struct {
 	// out, so base+2..9 stay free for the host's own uses (an "internet"
 	// gateway in tests).
 	PublicCIDR netip.Prefix
+	// Uplink names a real interface of the host (e.g. eno1) through
+	// which instances with public IPs reach the real network: the pool is
+	// masqueraded out of it and the internet gateways' next hop becomes
+	// the public bridge's own address (netfab/uplink.go). Empty (the
+	// default and in every test): nothing leaves the host. It cannot be
+	// combined with PublicGateway.
+	Uplink string
 }
 
 // VPC is a virtual network: a network namespace acting as its router.
@@ -113,7 +120,9 @@ type ENI struct {
 	// EIPAllocationID.
 	PublicIP        string `json:",omitempty"`
 	EIPAllocationID string `json:",omitempty"`
-	// SourceDestCheck is true unless turned off (NAT instances).
+	// NoSourceDestCheck is EC2's SourceDestCheck=false (NAT instances,
+	// appliances): the filter lets the ENI send from any source address
+	// and gives it what routes send to it (nft.ENI.NoSourceDestCheck).
 	NoSourceDestCheck bool `json:",omitempty"`
 	// InterfaceType is "" for an instance's interface and "nat_gateway"
 	// for a NAT gateway's address, which has no tap.
@@ -150,6 +159,7 @@ type Fabric struct {
 
 	upstream string               // Options.DNSUpstream
 	publicIP func(ENI) netip.Addr // Options.PublicIPv4
+	uplink   string               // Options.Uplink
 
 	// kmu serialises changes to kernel objects (namespaces, links), so
 	// that two calls never race to create or remove the same one.
@@ -204,6 +214,16 @@ func New(ctx context.Context, o Options) (*Fabric, error) {
 	if !o.PublicCIDR.Addr().Is4() || o.PublicCIDR.Bits() < 16 || o.PublicCIDR.Bits() > 29 {
 		return nil, fmt.Errorf("netfab: PublicCIDR %s must be an IPv4 prefix of /16 to /29", o.PublicCIDR)
 	}
+	if err := checkUplink(o.NamePrefix, o.Uplink); err != nil {
+		return nil, err
+	}
+	edge := edgeConfig{PublicCIDR: o.PublicCIDR.Masked(), Gateway: o.PublicGateway}
+	if o.Uplink != "" {
+		if o.PublicGateway.IsValid() {
+			return nil, fmt.Errorf("netfab: Uplink %s and PublicGateway %s are two ways to the internet: set one", o.Uplink, o.PublicGateway)
+		}
+		edge.Gateway = addrN(edge.PublicCIDR, 1) // the host, which forwards to the uplink
+	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
@@ -211,7 +231,7 @@ func New(ctx context.Context, o Options) (*Fabric, error) {
 	return &Fabric{
 		st: o.Store, zones: o.Zones, region: regionOf(o.Zones[0]), prefix: o.NamePrefix,
 		md: o.Metadata, log: o.Logger.With("component", "netfab"), key: key, pub: o.PublicCIDR.Masked(),
-		api: o.APIAddr, edge: edgeConfig{PublicCIDR: o.PublicCIDR.Masked(), Gateway: o.PublicGateway},
+		api: o.APIAddr, edge: edge, uplink: o.Uplink,
 		vpcs: map[string]*vpcRuntime{}, upstream: o.DNSUpstream, publicIP: o.PublicIPv4,
 	}, nil
 }
@@ -706,6 +726,9 @@ func (f *Fabric) DeleteENI(ctx context.Context, accountID, eniID string) error {
 // servers, and removes namespaces and interfaces named with this Fabric's
 // prefix that no record owns. It is idempotent.
 func (f *Fabric) Reconcile(ctx context.Context) error {
+	if err := f.syncUplink(); err != nil {
+		return err
+	}
 	vpcs, err := store.ListAs[VPC](ctx, f.st, "vpcs/")
 	if err != nil {
 		return err
@@ -892,7 +915,7 @@ func (f *Fabric) Teardown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, f.removeHostLinks(func(string) bool { return false }))
+	errs = append(errs, f.removeHostLinks(func(string) bool { return false }), f.removeUplink())
 	return errors.Join(errs...)
 }
 

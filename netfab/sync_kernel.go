@@ -131,7 +131,7 @@ func (f *Fabric) policyOf(s vpcState, eff map[string][]ResolvedRoute, gw string)
 		mac, _ := net.ParseMAC(e.MAC)
 		ip, _ := netip.ParseAddr(e.PrivateIP)
 		p.ENIs = append(p.ENIs, nft.ENI{ID: e.ID, SubnetID: e.SubnetID, Tap: e.Tap, MAC: mac, IP: ip,
-			Groups: e.Groups, PublicIP: s.publicIPOf(e)})
+			Groups: e.Groups, PublicIP: s.publicIPOf(e), NoSourceDestCheck: e.NoSourceDestCheck})
 	}
 	p.Groups = nftGroups(s.Groups, withTaps)
 	if gw != "" {
@@ -141,7 +141,7 @@ func (f *Fabric) policyOf(s vpcState, eff map[string][]ResolvedRoute, gw string)
 			if err != nil {
 				continue
 			}
-			nat := nft.NAT{ID: n.ID, PublicIP: pub}
+			nat := nft.NAT{ID: n.ID, PublicIP: pub, SubnetID: n.SubnetID}
 			for _, sn := range s.Subnets {
 				for _, r := range eff[sn.ID] {
 					if r.Kind == TargetNAT && r.TargetID == n.ID {

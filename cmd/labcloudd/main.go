@@ -47,6 +47,7 @@ every key.`,
 				&cli.StringFlag{Name: "net-prefix", Usage: "prefix of the network namespaces, bridges and taps this install creates (default lc)"},
 				&cli.StringFlag{Name: "public-cidr", Usage: "pool of public and Elastic IPs; its first address goes on the host's public bridge (default 203.0.113.0/24)"},
 				&cli.StringFlag{Name: "public-gateway", Usage: "the internet's next hop on the public bridge (default none: instances reach only this host and other public IPs)"},
+				&cli.StringFlag{Name: "uplink", Usage: "a real interface of this host (e.g. eno1) to masquerade the public pool out of, so instances with public IPs reach the real network (default none: nothing leaves the host)"},
 				&cli.BoolFlag{Name: "test-clock", Usage: "for tests only: POST /_labcloud/test/clock?advance=15m moves the clock credential expirations use"},
 			},
 			Action: serve,
@@ -83,6 +84,9 @@ func serve(c *cli.Context) error {
 	}
 	if v := c.String("public-gateway"); v != "" {
 		cfg.Network.PublicGateway = v
+	}
+	if v := c.String("uplink"); v != "" {
+		cfg.Network.Uplink = v
 	}
 	cfg.TestClock = c.Bool("test-clock")
 	if err := cfg.Validate(); err != nil {

@@ -74,6 +74,14 @@ type NetworkConfig struct {
 	// test or a lab playing the internet). Empty: there is no internet;
 	// instances reach only the lab server and other public IPs.
 	PublicGateway string `yaml:"publicGateway"`
+	// Uplink names a real interface of the lab server (e.g. eno1) that
+	// instances with public IPs reach the real network through: the host
+	// masquerades the public pool out of it (in labcloud's own nftables
+	// table, labcloud_<namePrefix>_uplink) and turns on IPv4 forwarding.
+	// Inbound connections to public IPs need the network to route the
+	// pool to this host. Empty (the default): nothing leaves the host.
+	// Exclusive with publicGateway. Flag: --uplink.
+	Uplink string `yaml:"uplink"`
 }
 
 // InstancesConfig sizes the node's capacity for VMs.
@@ -186,6 +194,16 @@ func (c Config) Validate() error {
 	} else if c.Network.PublicGateway != "" {
 		if g, err := netip.ParseAddr(c.Network.PublicGateway); err != nil || !p.Contains(g) {
 			errs = append(errs, fmt.Sprintf("network.publicGateway %q must be an address inside network.publicCidr %s (or empty for no internet)", c.Network.PublicGateway, p))
+		}
+	}
+	if u := c.Network.Uplink; u != "" {
+		switch {
+		case len(u) > 15 || strings.ContainsAny(u, "/ \t\"\x00"):
+			errs = append(errs, fmt.Sprintf("network.uplink %q must be a network interface name of this host (1-15 characters, e.g. eno1)", u))
+		case c.Network.PublicGateway != "":
+			errs = append(errs, fmt.Sprintf("network.uplink %q and network.publicGateway %q are two ways to the internet: set one", u, c.Network.PublicGateway))
+		case strings.HasPrefix(u, c.Network.NamePrefix):
+			errs = append(errs, fmt.Sprintf("network.uplink %q starts with network.namePrefix %q: name a real interface, not one of labcloud's", u, c.Network.NamePrefix))
 		}
 	}
 	if !logLevel[c.LogLevel] {

@@ -36,6 +36,11 @@ func TestLoad(t *testing.T) {
 		{name: "bad listen", yaml: "listen: localhost\n", wantErr: "must be host:port"},
 		{name: "bad prefix", yaml: "etcd: {prefix: labcloud}\n", wantErr: "etcd.prefix"},
 		{name: "bad log level", yaml: "logLevel: loud\n", wantErr: "logLevel"},
+		{name: "uplink is off by default", yaml: "", check: func(c Config) bool { return c.Network.Uplink == "" }},
+		{name: "uplink", yaml: "network: {uplink: eno1}\n", check: func(c Config) bool { return c.Network.Uplink == "eno1" }},
+		{name: "uplink not a name", yaml: "network: {uplink: \"eth 0\"}\n", wantErr: "network.uplink"},
+		{name: "uplink and gateway", yaml: "network: {uplink: eno1, publicGateway: 203.0.113.2}\n", wantErr: "set one"},
+		{name: "uplink is ours", yaml: "network: {uplink: lcpub}\n", wantErr: "namePrefix"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -215,7 +215,8 @@ func startCompute(ctx context.Context, cfg config.Config, st *store.Store, log *
 	md := &metadataAdapter{roles: roles, log: log.With("component", "imds")}
 	fabric, err := netfab.New(ctx, netfab.Options{Store: st, Zones: cfg.Zones, NamePrefix: cfg.Network.NamePrefix,
 		Metadata: md, Logger: log.With("component", "netfab"), APIAddr: apiAddr, PublicGateway: publicGateway(cfg),
-		PublicCIDR: netip.MustParsePrefix(cfg.Network.PublicCIDR)}) // Validate checked it
+		PublicCIDR: netip.MustParsePrefix(cfg.Network.PublicCIDR), // Validate checked it
+		Uplink:     cfg.Network.Uplink})
 	if err != nil {
 		return compute{}, noop, fmt.Errorf("starting the network fabric: %w", err)
 	}

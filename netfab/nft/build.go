@@ -177,6 +177,9 @@ func validate(p Policy) error {
 			if !n.PublicIP.Is4() {
 				return fmt.Errorf("nft: NAT gateway %s public IP %v is not IPv4", n.ID, n.PublicIP)
 			}
+			if n.SubnetID != "" && !subnets[n.SubnetID] {
+				return fmt.Errorf("nft: NAT gateway %s names subnet %q, which the policy does not have", n.ID, n.SubnetID)
+			}
 			for _, s := range n.Sources {
 				if err := v4("NAT gateway "+n.ID+" source", s); err != nil {
 					return err
@@ -280,6 +283,13 @@ func buildInet(p Policy) *table {
 	public := newSet("public_enis", nil, tAddr)
 	dnatMap := newSet("dnat_public", &tAddr, tAddr)
 	snatMap := newSet("snat_private", &tAddr, tAddr)
+	// ENIs with the source/destination check off: found as senders by
+	// their bridge and MAC (any source address), as receivers by their
+	// bridge and the route's next hop (any destination address).
+	fwdSenders := newSet("fwd_senders", nil, nftables.TypeIFName, nftables.TypeEtherAddr)
+	fwdReceivers := newSet("fwd_receivers", nil, nftables.TypeIFName, tAddr)
+	sgOutFwd := newSet("sg_out_fwd", &tVerdict, nftables.TypeIFName, nftables.TypeEtherAddr)
+	sgInFwd := newSet("sg_in_fwd", &tVerdict, nftables.TypeIFName, tAddr)
 
 	// The router's own addresses: each subnet's base+1 and base+2, the
 	// VPC block's base+2 and 169.254.169.253 (where the resolver also
@@ -336,8 +346,20 @@ func buildInet(p Policy) *table {
 		}
 		k, kt := key(kIf(br), kAddr(e.IP))
 		eniSet.add(elem{key: k, keyText: kt})
-		sgOut.add(elem{key: k, keyText: kt, verdict: jumpElem(outName)})
-		sgIn.add(elem{key: k, keyText: kt, verdict: jumpElem(inName)})
+		if e.NoSourceDestCheck {
+			// Only in the _fwd maps, which also match its own
+			// address (the next hop of a connected route is the
+			// destination), so its groups are evaluated once.
+			fwdReceivers.add(elem{key: k, keyText: kt})
+			sgInFwd.add(elem{key: k, keyText: kt, verdict: jumpElem(inName)})
+			m := e.MAC
+			k, kt := key(kIf(br), func() ([]byte, string) { return []byte(m), m.String() })
+			fwdSenders.add(elem{key: k, keyText: kt})
+			sgOutFwd.add(elem{key: k, keyText: kt, verdict: jumpElem(outName)})
+		} else {
+			sgOut.add(elem{key: k, keyText: kt, verdict: jumpElem(outName)})
+			sgIn.add(elem{key: k, keyText: kt, verdict: jumpElem(inName)})
+		}
 		if e.PublicIP.IsValid() {
 			k, kt := key(kAddr(e.IP))
 			public.add(elem{key: k, keyText: kt})
@@ -361,12 +383,26 @@ func buildInet(p Policy) *table {
 		memberSets = append(memberSets, s)
 	}
 
-	t.sets = append([]*set{bridges, routerAddrs, hairpin, naclOut, naclIn, eniSet, sgOut, sgIn, public, dnatMap, snatMap}, memberSets...)
+	forwarders := len(fwdSenders.elems) > 0
+	t.sets = []*set{bridges, routerAddrs, hairpin, naclOut, naclIn, eniSet, sgOut, sgIn, public, dnatMap, snatMap}
+	if forwarders {
+		t.sets = append(t.sets, fwdSenders, fwdReceivers, sgOutFwd, sgInFwd)
+	}
+	t.sets = append(t.sets, memberSets...)
 	for _, s := range t.sets {
 		sortElems(s.elems)
 	}
 
-	// forward: DESIGN's order.
+	// forward: DESIGN's order. With source/destination check off an ENI
+	// is found by its MAC when it sends and by the route's next hop when
+	// it receives, instead of by its address: it may send from any source
+	// and receive for any destination a route table sends to it. A route
+	// naming an ENI with the check on delivers to it nothing but its own
+	// address: the rest finds no accept and is dropped, as in AWS.
+	fromENI := lookupTerm{fs: []field{fIIFName, fIPSaddr}, set: "enis"}
+	toENI := lookupTerm{fs: []field{fOIFName, fIPDaddr}, set: "enis"}
+	fromFwd := lookupTerm{fs: []field{fIIFName, fEthSaddr}, set: "fwd_senders"}
+	toFwd := lookupTerm{fs: []field{fOIFName, fNexthop}, set: "fwd_receivers"}
 	fwd := &chain{name: "forward", base: &baseChain{typ: nftables.ChainTypeFilter, hook: nftables.ChainHookForward, hookNm: "forward", prio: prioFilter, policy: nftables.ChainPolicyDrop}}
 	fwd.rules = []rule{
 		{terms: []term{nfproto(true, true), drop}, comment: "VPCs are IPv4-only"},
@@ -375,7 +411,18 @@ func buildInet(p Policy) *table {
 		{terms: []term{ctState(ctInvalid), drop}},
 		{terms: []term{vmapTerm{fs: []field{fIIFName, fIPSaddr}, set: "sg_out"}}, comment: "egress groups of the sending ENI"},
 		{terms: []term{vmapTerm{fs: []field{fOIFName, fIPDaddr}, set: "sg_in"}}, comment: "ingress groups of the receiving ENI"},
-		{terms: []term{lookupTerm{fs: []field{fIIFName, fIPSaddr}, set: "enis"}, lookupTerm{fs: []field{fOIFName, fIPDaddr}, set: "enis"}, accept}, comment: "ENI to ENI"},
+	}
+	if forwarders {
+		fwd.rules = append(fwd.rules,
+			rule{terms: []term{etherDep, vmapTerm{fs: []field{fIIFName, fEthSaddr}, set: "sg_out_fwd"}}, comment: "egress groups of a sending ENI without source/dest check"},
+			rule{terms: []term{vmapTerm{fs: []field{fOIFName, fNexthop}, set: "sg_in_fwd"}}, comment: "ingress groups of the ENI without source/dest check a route sends to"})
+	}
+	fwd.rules = append(fwd.rules, rule{terms: []term{fromENI, toENI, accept}, comment: "ENI to ENI"})
+	if forwarders {
+		fwd.rules = append(fwd.rules,
+			rule{terms: []term{fromENI, toFwd, accept}, comment: "ENI to an ENI without source/dest check"},
+			rule{terms: []term{etherDep, fromFwd, toENI, accept}, comment: "ENI without source/dest check to ENI"},
+			rule{terms: []term{etherDep, fromFwd, toFwd, accept}, comment: "between ENIs without source/dest check"})
 	}
 	if gw := p.Gateway; gw != nil {
 		fwd.rules = append(fwd.rules,
@@ -403,6 +450,9 @@ func buildInet(p Policy) *table {
 		{terms: []term{vmapTerm{fs: []field{fIIFName}, set: "nacl_out"}}, comment: "outbound entries of the source subnet"},
 		{terms: []term{vmapTerm{fs: []field{fOIFName}, set: "nacl_in"}}, comment: "inbound entries of the destination subnet"},
 	}}
+	if gw := p.Gateway; gw != nil {
+		nacl.rules = append(nacl.rules, natGatewayNACLRules(gw, subnetByID)...)
+	}
 
 	input := &chain{name: "input", base: &baseChain{typ: nftables.ChainTypeFilter, hook: nftables.ChainHookInput, hookNm: "input", prio: prioFilter, policy: nftables.ChainPolicyDrop}}
 	fromBridge := lookupTerm{fs: []field{fIIFName}, set: "bridges"}
@@ -444,6 +494,44 @@ func buildInet(p Policy) *table {
 	}
 	addIPv4Dependency(t)
 	return t
+}
+
+// natGatewayNACLRules make traffic through a NAT gateway cross the NACL
+// of the gateway's subnet, as it does in AWS where the gateway is an
+// interface in that subnet: a private instance's packet enters the
+// subnet (inbound entries, peer: the instance) and leaves it for the
+// internet (outbound entries, peer: the internet address); the reply
+// enters from the internet (inbound, peer: the internet address) and
+// leaves for the instance (outbound, peer: the instance). The chains
+// already take the peer from ip saddr (inbound) and ip daddr (outbound),
+// so jumping to both in each direction makes exactly these four checks.
+// Replies are matched after the kernel has undone the NAT (ip daddr is
+// the instance again).
+func natGatewayNACLRules(gw *Gateway, subnetByID map[string]Subnet) []rule {
+	var rs []rule
+	for _, n := range sortedNATs(gw.NATs) {
+		if _, ok := subnetByID[n.SubnetID]; !ok {
+			continue
+		}
+		in, out := "nacl_in_"+n.SubnetID, "nacl_out_"+n.SubnetID
+		for _, src := range n.Sources {
+			for _, dir := range []struct {
+				link term
+				peer field
+				what string
+			}{{oif(gw.Link), fIPSaddr, "to the internet"}, {iif(gw.Link), fIPDaddr, "back from the internet"}} {
+				for _, c := range []string{in, out} {
+					r := rule{terms: []term{dir.link}, comment: n.ID + "'s subnet " + dir.what}
+					if src.Bits() > 0 {
+						r.terms = append(r.terms, prefixTerm{f: dir.peer, p: src})
+					}
+					r.terms = append(r.terms, jump(c))
+					rs = append(rs, r)
+				}
+			}
+		}
+	}
+	return rs
 }
 
 func sortedNATs(ns []NAT) []NAT {
@@ -569,15 +657,20 @@ func buildBridge(p Policy) *table {
 	tEther := nftables.TypeEtherAddr
 	ipOK := newSet("tap_mac_ip", nil, nftables.TypeIFName, tEther, tAddr)
 	macOK := newSet("tap_mac", nil, nftables.TypeIFName, tEther)
+	anyIP := newSet("tap_mac_any_ip", nil, nftables.TypeIFName, tEther)
 	for _, e := range p.ENIs {
 		mac := func() ([]byte, string) { return []byte(e.MAC), e.MAC.String() }
 		k, kt := key(kIf(e.Tap), mac, kAddr(e.IP))
 		ipOK.add(elem{key: k, keyText: kt})
 		k, kt = key(kIf(e.Tap), mac)
 		macOK.add(elem{key: k, keyText: kt})
+		if e.NoSourceDestCheck {
+			anyIP.add(elem{key: k, keyText: kt})
+		}
 	}
 	sortElems(ipOK.elems)
 	sortElems(macOK.elems)
+	sortElems(anyIP.elems)
 	t.sets = []*set{ipOK, macOK}
 	zero := netip.AddrFrom4([4]byte{})
 	ip := etherType(0x0800, "ip")
@@ -589,6 +682,12 @@ func buildBridge(p Policy) *table {
 		{terms: []term{ip, ipAddr(fIPSaddr, zero), l4proto(ProtoUDP), rangeTerm{f: fSport, lo: 68, hi: 68}, rangeTerm{f: fDport, lo: 67, hi: 67}, tapMAC, accept}, comment: "DHCP before it has an address"},
 		{terms: []term{arp, arpShape, tapMAC, lookupTerm{fs: []field{fIIFName, fARPSHA, fARPSPA}, set: "tap_mac_ip"}, accept}, comment: "ARP for its own address"},
 		{terms: []term{arp, arpShape, ipAddr(fARPSPA, zero), tapMAC, lookupTerm{fs: []field{fIIFName, fARPSHA}, set: "tap_mac"}, accept}, comment: "ARP probe"},
+	}
+	if len(anyIP.elems) > 0 {
+		t.sets = append(t.sets, anyIP)
+		pre.rules = append(pre.rules[:1:1], append([]rule{
+			{terms: []term{ip, lookupTerm{fs: []field{fIIFName, fEthSaddr}, set: "tap_mac_any_ip"}, accept}, comment: "IPv4 from the tap's own MAC, any source: source/dest check off"},
+		}, pre.rules[1:]...)...)
 	}
 	t.chains = []*chain{pre}
 	return t

@@ -50,6 +50,12 @@
 //	                   accept                                  (RFC 5227 probe)
 //	    (policy drop: other MACs or addresses, IPv6, VLAN tags, unknown ports)
 //
+// An ENI whose source/destination check is off (ENI.NoSourceDestCheck, a
+// NAT instance) is also in set tap_mac_any_ip (tap . MAC), and a second
+// rule accepts IPv4 from its tap and MAC with any source address. Its ARP
+// stays bound to its own address, and both are emitted only when some ENI
+// has the check off.
+//
 // The checks are set lookups, so the rule count is the same for one ENI
 // or thousands (a chain per tap made Apply of 5000 ENIs take seconds).
 // Frames the router itself sends leave through the bridge's output hook
@@ -75,6 +81,24 @@
 //	    iifname . ip saddr @enis oifname GW ip saddr @public_enis accept  4.
 //	    iifname . ip saddr @enis oifname GW ip saddr <NAT source> accept  4.
 //
+// With ENIs whose source/destination check is off, two lookups follow the
+// group maps and three accepts the ENI-to-ENI one:
+//
+//	iifname . ether saddr vmap @sg_out_fwd       egress of such a sender
+//	oifname . rt ip nexthop vmap @sg_in_fwd      ingress of such a receiver
+//	iifname . ip saddr @enis oifname . rt ip nexthop @fwd_receivers accept
+//	iifname . ether saddr @fwd_senders oifname . ip daddr @enis accept
+//	iifname . ether saddr @fwd_senders oifname . rt ip nexthop @fwd_receivers accept
+//
+// Such an ENI is found as a sender by bridge . MAC (the bridge table ties
+// the MAC to its tap), whatever the source address, and as a receiver by
+// bridge . the routing decision's next hop (rt ip nexthop: the ENI a
+// route table names, or the destination itself on a connected route),
+// whatever the destination. It is in the _fwd maps instead of @sg_out and
+// @sg_in, so its groups are evaluated once per packet. An ENI with the
+// check on that a route names receives only what is addressed to it: the
+// rest finds no accept, as on AWS.
+//
 // Routed traffic enters and leaves through the subnet bridges (the taps
 // are isolated ports, proxy_arp_pvlan makes the router answer every ARP,
 // so even same-subnet traffic is hairpinned through here), so
@@ -85,7 +109,14 @@
 // through the verdict maps @nacl_out (by iifname) and @nacl_in (by
 // oifname), to nacl_out_<subnet> of the source subnet, then nacl_in_<subnet>
 // of the destination. The gateway link is in neither map, so traffic to
-// or from the internet meets only the subnet side's list. A NACL chain
+// or from the internet meets the subnet side's list, and, through a NAT
+// gateway, the list of the gateway's subnet (NAT.SubnetID): rules of
+// chain nacl match the gateway link and the NAT gateway's source subnets
+// and jump to that subnet's nacl_in_ and nacl_out_ chains in both
+// directions. Those take the peer from ip saddr (inbound) and ip daddr
+// (outbound), which are the four checks AWS makes at the gateway's
+// interface (private host in, internet out; internet in, private host
+// out); replies are seen after the kernel undid the NAT. A NACL chain
 // has the entries by ascending rule number, allow = return (on to the
 // next stage), deny = drop, and a final drop (AWS's "*" rule). NACLs come
 // before conntrack, so replies get no free pass: an outbound list without
@@ -140,8 +171,9 @@
 //
 // IPv4 only. No hairpin NAT (an ENI reaching another's public IP goes out
 // and back through the gateway's peer). NAT gateways are modelled at the
-// gateway link, not as an ENI in a public subnet, so their traffic meets
-// the NACLs of the source subnet only. Rules of thousands are evaluated
+// gateway link, not as an ENI in a public subnet; their subnet's NACL is
+// applied there (see NACLs), with the ports of the private side (AWS
+// checks the translated port on the way back). Rules of thousands are evaluated
 // linearly per new connection inside the ENI's chain; established traffic
 // never reaches them.
 package nft

@@ -97,7 +97,11 @@ var (
 	fICMPType = payloadField("icmp type", expr.PayloadBaseTransportHeader, 0, 1)
 	fICMPCode = payloadField("icmp code", expr.PayloadBaseTransportHeader, 1, 1)
 	fEthSaddr = payloadField("ether saddr", expr.PayloadBaseLLHeader, 6, 6)
-	fEthType  = payloadField("ether type", expr.PayloadBaseLLHeader, 12, 2)
+	// fNexthop is the routing decision's next hop: the gateway of the
+	// route (an ENI a route table names) or, on a connected route, the
+	// destination itself.
+	fNexthop = field{"rt ip nexthop", 4, func(r uint32) expr.Any { return &expr.Rt{Register: r, Key: expr.RtNexthop4} }}
+	fEthType = payloadField("ether type", expr.PayloadBaseLLHeader, 12, 2)
 	// ARP header fields for Ethernet/IPv4 ARP (checked by arpShape).
 	fARPHead = payloadField("arp htype . ptype . hlen . plen", expr.PayloadBaseNetworkHeader, 0, 6)
 	fARPSHA  = payloadField("arp saddr ether", expr.PayloadBaseNetworkHeader, 8, 6)
@@ -353,6 +357,16 @@ func (n natMapTerm) exprs() []expr.Any {
 		&expr.NAT{Type: t, Family: unix.NFPROTO_IPV4, RegAddrMin: 1},
 	}
 }
+
+// etherDep is the check nft puts before an "ether" match in an inet
+// table (the input interface is Ethernet, so the link-layer offsets are
+// right). nft adds it itself when it parses the rule and hides it when it
+// lists one, so its text is empty: Render's text loads the same
+// expressions as Apply sends.
+var etherDep = rawTerm{ex: []expr.Any{
+	&expr.Meta{Key: expr.MetaKeyIIFTYPE, Register: 1},
+	&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint16(unix.ARPHRD_ETHER)},
+}}
 
 // Helpers building terms.
 

@@ -69,6 +69,14 @@ type ENI struct {
 	// PublicIP is its public or Elastic IP (1:1 NAT at the gateway),
 	// invalid when it has none.
 	PublicIP netip.Addr
+	// NoSourceDestCheck is EC2's SourceDestCheck=false (a NAT instance,
+	// a router appliance). With the check on (false here, the default)
+	// the ENI may send IPv4 only from IP and receives only what is
+	// addressed to IP. Off, it may send from any source address and
+	// receives whatever a route table routes to it (IP as the next hop),
+	// whatever the destination; its MAC stays tied to its tap and its
+	// security groups and its subnet's NACL still see every packet.
+	NoSourceDestCheck bool
 }
 
 // Group is a security group: allow-only rules, stateful.
@@ -105,6 +113,11 @@ type Gateway struct {
 type NAT struct {
 	ID       string
 	PublicIP netip.Addr
+	// SubnetID is the subnet the NAT gateway's interface is in. Traffic
+	// through the gateway crosses that subnet's network ACL as in AWS:
+	// inbound and outbound entries, on the way out and on the way back.
+	// Empty: no subnet's NACL is added.
+	SubnetID string
 	// Sources are the CIDRs of the subnets whose route tables send
 	// internet traffic to this NAT gateway.
 	Sources []netip.Prefix

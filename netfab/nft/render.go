@@ -89,7 +89,9 @@ func renderTable(b *strings.Builder, t *table) {
 		for _, r := range c.rules {
 			parts := make([]string, 0, len(r.terms)+1)
 			for _, t := range r.terms {
-				parts = append(parts, t.text())
+				if tx := t.text(); tx != "" { // etherDep has none
+					parts = append(parts, tx)
+				}
 			}
 			if r.comment != "" {
 				parts = append(parts, fmt.Sprintf("comment %q", r.comment))

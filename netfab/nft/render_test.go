@@ -64,9 +64,23 @@ func goldenCases() []goldenCase {
 		{name: "vpc_with_gateways", p: Policy{VPCCIDR: pfx("10.0.0.0/16"), Subnets: []Subnet{sa, sb}, ENIs: enis, Groups: []Group{web, admin, db},
 			Gateway: &Gateway{Link: "lcg0000vpc", NATs: []NAT{
 				{ID: "nat-2", PublicIP: addr("203.0.113.21"), Sources: cidrs("10.0.3.0/24")},
-				{ID: "nat-1", PublicIP: addr("203.0.113.20"), Sources: cidrs("10.0.2.0/24")},
+				{ID: "nat-1", PublicIP: addr("203.0.113.20"), Sources: cidrs("10.0.2.0/24"), SubnetID: "subnet-0a1"},
 			}}}},
+		// eni-01 is a NAT instance: source/dest check off.
+		{name: "vpc_source_dest_check_off", p: Policy{VPCCIDR: pfx("10.0.0.0/16"), Subnets: []Subnet{sa, sb}, ENIs: forwarder(enis, "eni-01"), Groups: []Group{web, admin, db},
+			Gateway: &Gateway{Link: "lcg0000vpc"}}},
 	}
+}
+
+// forwarder returns a copy of enis with the source/dest check of id off.
+func forwarder(enis []ENI, id string) []ENI {
+	out := append([]ENI(nil), enis...)
+	for i := range out {
+		if out[i].ID == id {
+			out[i].NoSourceDestCheck = true
+		}
+	}
+	return out
 }
 
 func TestRenderGolden(t *testing.T) {
