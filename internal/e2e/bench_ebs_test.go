@@ -125,10 +125,10 @@ func (cb *computeBench) volumeAttached(b *testing.B, volID string, within time.D
 func ddIOPS(b *testing.B, ns, key, ip, volID string, n, jobs int) float64 {
 	dds := ""
 	for j := 0; j < jobs; j++ {
-		dds += fmt.Sprintf(`dd if=/dev/zero of=/dev/$d bs=4k seek=%d count=%d oflag=direct 2>/dev/null & `, j*16384, n)
+		dds += fmt.Sprintf(`dd if=/dev/zero of=/dev/$d bs=4k seek=%d count=%d oflag=direct 2>/dev/null & p="$p $!"; `, j*16384, n)
 	}
 	got := guestSSH(b, ns, key, ip, diskOf(volID)+
-		`a=$(cut -d' ' -f1 /proc/uptime); `+dds+`wait; b=$(cut -d' ' -f1 /proc/uptime); echo T $a $b`, 2*time.Minute)
+		`a=$(cut -d' ' -f1 /proc/uptime); p=""; `+dds+`for x in $p; do wait $x || exit 2; done; b=$(cut -d' ' -f1 /proc/uptime); echo T $a $b`, 2*time.Minute)
 	f := strings.Fields(lastLine(got))
 	if len(f) != 3 || f[0] != "T" {
 		b.Fatalf("timing dd: %q", got)
