@@ -58,7 +58,7 @@ bench:
 	$(GO) test -run '^$$' -bench 'Decide' ./iamd/policy/
 	$(GO) test -run '^$$' -bench . ./netfab/nft/
 	$(GO) test -run '^$$' -bench 'Snapshot' -benchtime 1x ./blockdev/qcow2/
-	$(GO) test -run '^$$' -bench 'LaunchToSSH|ConcurrentLaunch|DaemonRSS' -benchtime 1x -timeout 60m ./internal/e2e/
+	$(GO) test -run '^$$' -bench 'LaunchToSSH|ConcurrentLaunch|DaemonRSS|EBSIOPS' -benchtime 1x -timeout 60m ./internal/e2e/
 
 up: build
 	@mkdir -p $(STATE_DIR)

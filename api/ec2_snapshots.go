@@ -39,12 +39,19 @@ type SnapshotItem struct {
 	Encrypted    bool      `locationName:"encrypted"`
 	StorageTier  string    `locationName:"storageTier"`
 	Tags         []TagItem `locationName:"tagSet" locationNameList:"item"`
+	// StoredBytes is labcloud's own element, not EC2's: what the snapshot's
+	// delta takes on disk (its incremental cost), which EC2 has no field
+	// for (FullSnapshotSizeInBytes is the whole volume's). Clients built
+	// from the EC2 model ignore unknown elements; `labcloud snapshots`
+	// reads it. Absent until the snapshot is completed.
+	StoredBytes int64 `locationName:"labcloudStoredBytes" omitempty:"true"`
 }
 
 func snapshotItem(sn volumes.Snapshot, tg map[string]string) SnapshotItem {
 	return SnapshotItem{SnapshotID: sn.ID, VolumeID: sn.VolumeID, State: sn.State, StateMessage: sn.StateMessage,
 		StartTime: sn.StartTime, Progress: strconv.Itoa(sn.Progress) + "%", OwnerID: sn.OwnerID, Description: sn.Description,
-		VolumeSize: int32(sn.VolumeSize), Encrypted: sn.Encrypted, StorageTier: "standard", Tags: tagSet(tg)}
+		VolumeSize: int32(sn.VolumeSize), Encrypted: sn.Encrypted, StorageTier: "standard", Tags: tagSet(tg),
+		StoredBytes: sn.StoredBytes}
 }
 
 func (s *Server) createSnapshot(ctx context.Context, c *Call, in *CreateSnapshotInput) (*SnapshotItem, error) {

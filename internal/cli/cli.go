@@ -70,6 +70,7 @@ code and message and exit non-zero.`,
 			sshCommand(),
 			consoleCommand(),
 			imagesCommand(),
+			snapshotsCommand(),
 			{
 				Name:  "version",
 				Usage: "print the CLI version",

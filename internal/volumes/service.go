@@ -723,7 +723,37 @@ func (s *Service) DeleteSnapshot(ctx context.Context, acct, id string) error {
 	if err := s.opts.Store.Delete(ctx, snapKey(acct, id)); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	s.refreshStoredBytes(ctx, acct)
 	return nil
+}
+
+// refreshStoredBytes records what each completed snapshot of acct takes
+// now. Deleting a snapshot moves the data its later snapshots still need
+// into them, so their StoredBytes (`labcloud snapshots`' STORED) grows;
+// the delete has happened either way, so a failure here is only logged.
+func (s *Service) refreshStoredBytes(ctx context.Context, acct string) {
+	list, err := s.Snapshots(ctx, acct)
+	if err != nil {
+		s.log.Warn("listing snapshots to refresh their stored size", "err", err)
+		return
+	}
+	for _, x := range list {
+		if x.State != "completed" {
+			continue
+		}
+		b, err := s.opts.Backend.Snapshot(ctx, x.ID)
+		if err != nil || b.StoredBytes == x.StoredBytes {
+			continue
+		}
+		if _, err := store.Update(ctx, s.opts.Store, snapKey(acct, x.ID), func(y *Snapshot) error {
+			if y.State == "completed" {
+				y.StoredBytes = b.StoredBytes
+			}
+			return nil
+		}); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("recording a snapshot's stored size", "snapshot", x.ID, "err", err)
+		}
+	}
 }
 
 // CopySnapshot copies a completed snapshot within the region. The copy
