@@ -34,14 +34,7 @@ func TestEBSStory(t *testing.T) {
 
 	// Two instances of labcloud-tiny with a key pair, in one zone (one
 	// run-instances: the default subnet).
-	keyPath := filepath.Join(t.TempDir(), "k.pem")
-	out, errOut, code := e.run("labcloud", "ec2", "create-key-pair", "--key-name", "story", "--query", "KeyMaterial", "--output", "text")
-	if code != 0 {
-		t.Fatalf("create-key-pair: %s", errOut)
-	}
-	if err := os.WriteFile(keyPath, []byte(strings.TrimSpace(out)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyPath := e.keyFile("story")
 	var launched struct {
 		Instances []struct {
 			InstanceId string
