@@ -280,15 +280,21 @@ func (f *Fabric) EnsureDefaultVPC(ctx context.Context, accountID string) (VPC, e
 		if !errors.Is(err, store.ErrNotFound) {
 			return VPC{}, fmt.Errorf("reading default VPC of %s: %w", accountID, err)
 		}
-		if try > 3 {
+		if try > 16 {
 			return VPC{}, errdefs.New(errdefs.ClassConflict, "", "default VPC of account %s keeps changing; try again", accountID)
+		}
+		// The VPC quota's sequence moves too, so a CreateVPC counting at
+		// the same moment counts again (CreateVPC keeps a place for it).
+		guard, err := f.quotaGuard(ctx, "vpc", accountID)
+		if err != nil {
+			return VPC{}, err
 		}
 		vpc := VPC{ID: newID("vpc"), AccountID: accountID, CIDR: "172.31.0.0/16", IsDefault: true,
 			EnableDNSSupport: true, EnableDNSHostnames: true}
 		vpc.Namespace = f.nsName(vpc.ID)
 		d, ops := newVPCDefaults(accountID, vpc.ID, true)
 		vpc.MainRouteTableID, vpc.DefaultNetworkACLID, vpc.DefaultSecurityGroupID = d.RouteTable.ID, d.NetworkACL.ID, d.SecurityGroup.ID
-		ops = append(ops, store.OpCreate(defaultKey(accountID), defaultVPCIndex{VPCID: vpc.ID}), store.OpCreate(vpcKey(accountID, vpc.ID), vpc))
+		ops = append(ops, guard, store.OpCreate(defaultKey(accountID), defaultVPCIndex{VPCID: vpc.ID}), store.OpCreate(vpcKey(accountID, vpc.ID), vpc))
 		var subnets []subnetRecord
 		for i, z := range f.zones {
 			cidr := defaultSubnetCIDR(i)
@@ -306,8 +312,8 @@ func (f *Fabric) EnsureDefaultVPC(ctx context.Context, accountID string) (VPC, e
 			ops = append(ops, store.OpCreate(subnetKey(accountID, s.ID), s))
 		}
 		if _, err := f.st.Txn(ctx, ops...); err != nil {
-			if errors.Is(err, store.ErrExists) {
-				continue // someone else made it: use theirs
+			if errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrConflict) {
+				continue // someone else made it (use theirs), or a VPC count moved
 			}
 			return VPC{}, fmt.Errorf("recording default VPC of %s: %w", accountID, err)
 		}

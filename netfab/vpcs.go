@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 
 	"github.com/labcloud/labcloud/internal/errdefs"
@@ -88,7 +89,13 @@ func (f *Fabric) CreateVPC(ctx context.Context, in CreateVPCInput) (VPC, error) 
 		if err != nil {
 			return VPC{}, err
 		}
-		if len(vpcs) >= MaxVPCsPerAccount {
+		// The default VPC counts, made yet or not: it is made at the
+		// account's first launch, and must then still fit.
+		reserved := 1
+		if slices.ContainsFunc(vpcs, func(v VPC) bool { return v.IsDefault }) {
+			reserved = 0
+		}
+		if len(vpcs)+reserved >= MaxVPCsPerAccount {
 			return VPC{}, errdefs.LimitExceeded("VpcLimitExceeded", "The maximum number of VPCs has been reached (%d per region, the default VPC included); delete a VPC first.", MaxVPCsPerAccount)
 		}
 		vpc = VPC{ID: newID("vpc"), AccountID: in.AccountID, CIDR: p.String(), InstanceTenancy: in.InstanceTenancy,

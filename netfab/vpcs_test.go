@@ -3,6 +3,8 @@ package netfab
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -163,6 +165,63 @@ func TestVPCCreateValidateLimitDelete(t *testing.T) {
 		}
 	}
 	wantVPCCode(t, "DeleteVPC again", f.DeleteVPC(ctx, vpcTestAcct, vpc.ID), "InvalidVpcID.NotFound")
+}
+
+// The default VPC, made at an account's first launch, counts against the
+// VPC quota even before it exists, and its creation racing CreateVPCs
+// never takes the account past the limit.
+func TestVPCQuotaKeepsAPlaceForTheDefaultVPC(t *testing.T) {
+	f, st := newVPCFabric(t, "vpq")
+	ctx := context.Background()
+	const acct = "777788889999"
+	// No default VPC yet: four of five concurrent creates fit, one
+	// place stays for it; the default VPC, made meanwhile, takes it.
+	errs := make(chan error, MaxVPCsPerAccount+1)
+	for i := range MaxVPCsPerAccount {
+		go func() {
+			_, err := f.CreateVPC(ctx, CreateVPCInput{AccountID: acct, CIDR: fmt.Sprintf("10.%d.0.0/16", i)})
+			errs <- err
+		}()
+	}
+	go func() {
+		_, err := f.EnsureDefaultVPC(ctx, acct)
+		errs <- err
+	}()
+	failed := 0
+	for range MaxVPCsPerAccount + 1 {
+		if err := <-errs; err != nil {
+			wantVPCCode(t, "CreateVPC racing the default VPC", err, "VpcLimitExceeded")
+			failed++
+		}
+	}
+	if n := countKeys(t, st, "vpcs/"+acct+"/"); n != MaxVPCsPerAccount || failed != 1 {
+		t.Fatalf("%d VPCs and %d refused creates after 5 creates raced the default VPC, want %d and 1", n, failed, MaxVPCsPerAccount)
+	}
+	vpcs, err := f.ListVPCs(ctx, acct)
+	mustVPC(t, "ListVPCs", err)
+	if !slices.ContainsFunc(vpcs, func(v VPC) bool { return v.IsDefault }) {
+		t.Fatalf("no default VPC among %+v", vpcs)
+	}
+	for _, v := range vpcs {
+		if !v.IsDefault {
+			mustVPC(t, "DeleteVPC", f.DeleteVPC(ctx, acct, v.ID))
+		}
+	}
+
+	// One after the other: the fifth create is refused while the default
+	// VPC is still to come, and the default VPC then fits.
+	const acct2 = "777788880000"
+	for i := range MaxVPCsPerAccount - 1 {
+		_, err := f.CreateVPC(ctx, CreateVPCInput{AccountID: acct2, CIDR: fmt.Sprintf("10.%d.0.0/16", i)})
+		mustVPC(t, "CreateVPC", err)
+	}
+	_, err = f.CreateVPC(ctx, CreateVPCInput{AccountID: acct2, CIDR: "10.9.0.0/16"})
+	wantVPCCode(t, "5th VPC before the default VPC", err, "VpcLimitExceeded")
+	_, err = f.EnsureDefaultVPC(ctx, acct2)
+	mustVPC(t, "EnsureDefaultVPC", err)
+	if n := countKeys(t, st, "vpcs/"+acct2+"/"); n != MaxVPCsPerAccount {
+		t.Fatalf("%d VPCs, want %d", n, MaxVPCsPerAccount)
+	}
 }
 
 func TestSubnetCreateDescribeDelete(t *testing.T) {
