@@ -77,16 +77,26 @@ func (s *Server) createImage(ctx context.Context, c *Call, in *CreateImageInput)
 	// The root disk becomes a real EBS snapshot of the caller, which the
 	// root mapping names and which carries the boot material, so that
 	// RegisterImage from it gives an image that boots the same way.
-	if vols := s.opts.Volumes; vols != nil {
+	var snapID string
+	vols := s.opts.Volumes
+	if vols != nil {
 		cin.Snapshot = func(ctx context.Context, im imagestore.Image) (string, error) {
 			sn, err := vols.SnapshotImage(ctx, volumes.ImageSnapshotInput{OwnerID: acct, ImageID: im.ID, InstanceID: in.InstanceID,
 				Disk: im.Disk, SizeGiB: root.Boot.RootSizeGiB, Boot: volumes.Boot{Kernel: im.Kernel, Initrd: im.Initrd,
 					KernelCmdline: im.KernelCmdline, Architecture: im.Architecture, RootDeviceName: im.RootDeviceName}})
+			snapID = sn.ID
 			return sn.ID, err
 		}
 	}
 	im, err := s.opts.Images.Create(ctx, cin)
 	if err != nil {
+		// The image is gone; a snapshot made for it before the failure
+		// would be an orphan.
+		if snapID != "" {
+			if derr := vols.DeleteSnapshot(context.WithoutCancel(ctx), acct, snapID); derr != nil {
+				s.opts.Logger.Error("removing the snapshot of a failed CreateImage", "snapshot", snapID, "err", derr)
+			}
+		}
 		return nil, err
 	}
 	if _, err := s.applySpecTags(ctx, acct, im.ID, tg); err != nil {
