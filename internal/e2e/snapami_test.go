@@ -121,7 +121,9 @@ func TestSnapshotAMIRoundTrip(t *testing.T) {
 
 	var inst struct {
 		Reservations []struct {
-			Instances []struct{ Placement struct{ AvailabilityZone string } }
+			Instances []struct {
+				Placement struct{ AvailabilityZone string }
+			}
 		}
 	}
 	e.ok(&inst, "labcloud", "ec2", "describe-instances", "--instance-ids", second)
