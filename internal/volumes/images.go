@@ -96,28 +96,9 @@ func (s *Service) SnapshotImage(ctx context.Context, in ImageSnapshotInput) (sn 
 		}
 		_ = s.opts.Store.Delete(dctx, snapKey(acct, id))
 	}()
-	boot := in.Boot
-	if boot.Kernel != "" || boot.Initrd != "" {
-		dir := s.bootDir(id)
-		if dir == "" {
-			return Snapshot{}, errors.New("volumes: Options.BootDir is not set; it is needed to keep the boot files of image snapshots")
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return Snapshot{}, err
-		}
-		for _, f := range []struct {
-			path *string
-			name string
-		}{{&boot.Kernel, bootKernelFile}, {&boot.Initrd, bootInitrdFile}} {
-			if *f.path == "" {
-				continue
-			}
-			to := filepath.Join(dir, f.name)
-			if err := linkOrCopy(*f.path, to); err != nil {
-				return Snapshot{}, fmt.Errorf("keeping %s with snapshot %s: %w", *f.path, id, err)
-			}
-			*f.path = to
-		}
+	boot, err := s.keepBoot(id, in.Boot)
+	if err != nil {
+		return Snapshot{}, err
 	}
 	scratch := "image-" + id
 	var size int64
@@ -147,6 +128,49 @@ func (s *Service) SnapshotImage(ctx context.Context, in ImageSnapshotInput) (sn 
 		x.Boot = &boot
 		return nil
 	})
+}
+
+// keepBoot links (or copies) b's kernel and initrd into snapshot id's
+// boot directory and returns b with the new paths.
+func (s *Service) keepBoot(id string, b Boot) (Boot, error) {
+	if b.Kernel == "" && b.Initrd == "" {
+		return b, nil
+	}
+	dir := s.bootDir(id)
+	if dir == "" {
+		return Boot{}, errors.New("volumes: Options.BootDir is not set; it is needed to keep the boot files of image snapshots")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return Boot{}, err
+	}
+	for _, f := range []struct {
+		path *string
+		name string
+	}{{&b.Kernel, bootKernelFile}, {&b.Initrd, bootInitrdFile}} {
+		if *f.path == "" {
+			continue
+		}
+		to := filepath.Join(dir, f.name)
+		if err := linkOrCopy(*f.path, to); err != nil {
+			return Boot{}, fmt.Errorf("keeping %s with snapshot %s: %w", *f.path, id, err)
+		}
+		*f.path = to
+	}
+	return b, nil
+}
+
+// copyBoot gives snapshot id (a copy) its own links to b's files and
+// records them.
+func (s *Service) copyBoot(ctx context.Context, acct, id string, b Boot) error {
+	kept, err := s.keepBoot(id, b)
+	if err != nil {
+		return err
+	}
+	_, err = store.Update(ctx, s.opts.Store, snapKey(acct, id), func(x *Snapshot) error {
+		x.Boot = &kept
+		return nil
+	})
+	return err
 }
 
 // linkOrCopy hard-links from to to (the same inode: no copy, and the

@@ -118,12 +118,25 @@ func TestSnapshotImageIsARealSnapshotWithBootMaterial(t *testing.T) {
 	} else {
 		wantCode(t, err, "InvalidSnapshot.NotFound")
 	}
-	// Deleting the snapshot removes its boot files.
+	// A copy carries the boot material in its own directory.
+	cp, err := s.CopySnapshot(ctx, acct, "", sn.ID, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err = s.GetSnapshot(ctx, acct, cp.ID)
+	if err != nil || cp.State != "completed" || cp.Boot == nil || cp.Boot.KernelCmdline != "console=ttyS0" ||
+		filepath.Dir(cp.Boot.Kernel) != filepath.Join(bootDir, cp.ID) {
+		t.Fatalf("copy of the image snapshot: %+v %v", cp, err)
+	}
+	// Deleting the snapshot removes its boot files, not the copy's.
 	if err := s.DeleteSnapshot(ctx, acct, sn.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(bootDir, sn.ID)); !os.IsNotExist(err) {
 		t.Fatalf("boot files left after DeleteSnapshot: %v", err)
+	}
+	if data, err := os.ReadFile(cp.Boot.Initrd); err != nil || string(data) != "boot initrd.img" {
+		t.Fatalf("the copy's initrd after the source's delete: %q %v", data, err)
 	}
 }
 

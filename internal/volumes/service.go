@@ -773,6 +773,13 @@ func (s *Service) CopySnapshot(ctx context.Context, acct, sourceRegion, sourceID
 		}
 	}
 	s.settleSnapshot(ctx, acct, sn.ID, berr)
+	if berr == nil && src.Boot != nil {
+		// A copy of an image snapshot registers into an image that
+		// boots the same way: it gets its own links to the boot files.
+		if err := s.copyBoot(ctx, acct, sn.ID, *src.Boot); err != nil {
+			s.log.Error("keeping the boot files with a copied snapshot", "snapshot", sn.ID, "err", err)
+		}
+	}
 	return sn, nil
 }
 
