@@ -6,6 +6,7 @@ import (
 
 	"github.com/labcloud/labcloud/imagestore"
 	"github.com/labcloud/labcloud/internal/errdefs"
+	"github.com/labcloud/labcloud/internal/volumes"
 )
 
 func (s *Server) registerCreateImage() {
@@ -37,7 +38,10 @@ type CreateImageOutput struct {
 // disk, synchronously: the copy of a lab-sized root disk takes seconds,
 // so the image is available when the call returns (a client polling for
 // "available", as the aws CLI's image-available waiter does, sees it at
-// once). Without NoReboot the VM is paused for the copy rather than
+// once). The root disk is also recorded as an EBS snapshot of the caller
+// that the image's root mapping names (listed by DescribeSnapshots; kept
+// by DeregisterImage); a labcloudd without the EBS service leaves the
+// mapping without a SnapshotId. Without NoReboot the VM is paused for the copy rather than
 // rebooted as on AWS; see instances.Service.CopyRootDisk.
 func (s *Server) createImage(ctx context.Context, c *Call, in *CreateImageInput) (*CreateImageOutput, error) {
 	svc, err := s.instancesService()
@@ -63,14 +67,36 @@ func (s *Server) createImage(ctx context.Context, c *Call, in *CreateImageInput)
 	// boot material, which is what the new image needs.
 	src := imagestore.Image{Architecture: root.Boot.Architecture, Kernel: root.Boot.Kernel, Initrd: root.Boot.Initrd, KernelCmdline: root.Boot.KernelCmdline}
 	noReboot := in.NoReboot != nil && *in.NoReboot
-	im, err := s.opts.Images.Create(ctx, imagestore.CreateInput{
+	cin := imagestore.CreateInput{
 		OwnerID: acct, Name: in.Name, Description: in.Description, Source: src,
 		RootDeviceName: root.Boot.RootDeviceName, SizeGiB: root.Boot.RootSizeGiB,
 		CopyRoot: func(ctx context.Context, dst string) error {
 			return svc.CopyRootDisk(ctx, acct, in.InstanceID, dst, noReboot)
 		},
-	})
+	}
+	// The root disk becomes a real EBS snapshot of the caller, which the
+	// root mapping names and which carries the boot material, so that
+	// RegisterImage from it gives an image that boots the same way.
+	var snapID string
+	vols := s.opts.Volumes
+	if vols != nil {
+		cin.Snapshot = func(ctx context.Context, im imagestore.Image) (string, error) {
+			sn, err := vols.SnapshotImage(ctx, volumes.ImageSnapshotInput{OwnerID: acct, ImageID: im.ID, InstanceID: in.InstanceID,
+				Disk: im.Disk, SizeGiB: root.Boot.RootSizeGiB, Boot: volumes.Boot{Kernel: im.Kernel, Initrd: im.Initrd,
+					KernelCmdline: im.KernelCmdline, Architecture: im.Architecture, RootDeviceName: im.RootDeviceName}})
+			snapID = sn.ID
+			return sn.ID, err
+		}
+	}
+	im, err := s.opts.Images.Create(ctx, cin)
 	if err != nil {
+		// The image is gone; a snapshot made for it before the failure
+		// would be an orphan.
+		if snapID != "" {
+			if derr := vols.DeleteSnapshot(context.WithoutCancel(ctx), acct, snapID); derr != nil {
+				s.opts.Logger.Error("removing the snapshot of a failed CreateImage", "snapshot", snapID, "err", derr)
+			}
+		}
 		return nil, err
 	}
 	if _, err := s.applySpecTags(ctx, acct, im.ID, tg); err != nil {

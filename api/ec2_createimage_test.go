@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/labcloud/labcloud/blockdev/qcow2"
 	"github.com/labcloud/labcloud/hypervisor/fake"
 	"github.com/labcloud/labcloud/iamd"
 	"github.com/labcloud/labcloud/imagestore"
@@ -21,6 +23,7 @@ import (
 	"github.com/labcloud/labcloud/internal/store"
 	"github.com/labcloud/labcloud/internal/store/embedded"
 	"github.com/labcloud/labcloud/internal/tags"
+	"github.com/labcloud/labcloud/internal/volumes"
 )
 
 // catImages is what the daemon's imagesAdapter does: instances launch
@@ -42,6 +45,8 @@ type createImageEnv struct {
 	drv          *fake.Driver
 	ami          string
 	cat          *imagestore.Catalogue
+	vols         *volumes.Service
+	bootDir      string
 }
 
 // newCreateImageEnv serves EC2 over real etcd, the real image catalogue
@@ -93,15 +98,26 @@ func newCreateImageEnv(t *testing.T) createImageEnv {
 	done := make(chan struct{})
 	go func() { svc.RunController(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+	// The EBS service over a real qcow2 block store: CreateImage records
+	// the root disk as a snapshot there.
+	be, err := qcow2.New(qcow2.Options{Dir: filepath.Join(dir, "blocks")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bootDir := filepath.Join(dir, "snapshot-boot")
+	vols := volumes.New(volumes.Options{Store: st, Backend: be, Region: "lab-1", BootDir: bootDir,
+		Zones: func(context.Context) ([]string, error) { return []string{"lab-1a"}, nil }})
+	t.Cleanup(vols.Close)
 	tg := tags.New(st)
 	tg.Register("ami-", cat.Exists, "image")
-	hs := httptest.NewServer(New(Options{Accounts: accounts, Region: "lab-1", Instances: svc, Images: cat, Tags: tg}))
+	tg.Register("snap-", vols.SnapshotExists, "snapshot")
+	hs := httptest.NewServer(New(Options{Accounts: accounts, Region: "lab-1", Instances: svc, Images: cat, Tags: tg, Volumes: vols}))
 	t.Cleanup(hs.Close)
 	client := func(k iamd.AccessKey) *ec2.Client {
 		return ec2.New(ec2.Options{Region: "lab-1", BaseEndpoint: aws.String(hs.URL),
 			Credentials: credentials.NewStaticCredentialsProvider(k.AccessKeyID, k.SecretAccessKey, "")})
 	}
-	return createImageEnv{admin: client(admin), other: client(other), otherID: other.AccountID, drv: drv, ami: im.ID, cat: cat}
+	return createImageEnv{admin: client(admin), other: client(other), otherID: other.AccountID, drv: drv, ami: im.ID, cat: cat, vols: vols, bootDir: bootDir}
 }
 
 func runOne(t *testing.T, c *ec2.Client, ami string) (string, error) {
@@ -234,5 +250,257 @@ func TestCreateImageAndLaunchPermissionsWire(t *testing.T) {
 	}
 	if _, err := runOne(t, env.other, amiID); apiCode(err) != "InvalidAMIID.NotFound" {
 		t.Fatalf("other launches after reset: %v", err)
+	}
+}
+
+// registerFromSnap is RegisterImage with a root mapping on /dev/xvda.
+func registerFromSnap(ctx context.Context, c *ec2.Client, name string, ebs *ec2types.EbsBlockDevice) (*ec2.RegisterImageOutput, error) {
+	return c.RegisterImage(ctx, &ec2.RegisterImageInput{Name: aws.String(name), RootDeviceName: aws.String("/dev/xvda"),
+		Architecture: ec2types.ArchitectureValuesX8664, VirtualizationType: aws.String("hvm"),
+		BlockDeviceMappings: []ec2types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"), Ebs: ebs}}})
+}
+
+func TestImageSnapshotsWire(t *testing.T) {
+	env := newCreateImageEnv(t)
+	ctx := context.Background()
+	id, err := runOne(t, env.admin, env.ami)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitInstanceState(t, env.admin, id, ec2types.InstanceStateNameRunning)
+	ci, err := env.admin.CreateImage(ctx, &ec2.CreateImageInput{InstanceId: aws.String(id), Name: aws.String("with snap")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	amiID := aws.ToString(ci.ImageId)
+	d, err := env.admin.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{amiID}})
+	if err != nil || len(d.Images) != 1 || len(d.Images[0].BlockDeviceMappings) != 1 {
+		t.Fatalf("DescribeImages: %v %+v", err, d)
+	}
+	snapID := aws.ToString(d.Images[0].BlockDeviceMappings[0].Ebs.SnapshotId)
+
+	// The mapping names a real snapshot of the caller.
+	ds, err := env.admin.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{snapID}})
+	if err != nil || len(ds.Snapshots) != 1 {
+		t.Fatalf("DescribeSnapshots %s: %v %+v", snapID, err, ds)
+	}
+	sn := ds.Snapshots[0]
+	if sn.State != ec2types.SnapshotStateCompleted || aws.ToString(sn.VolumeId) != "vol-ffffffff" || aws.ToInt32(sn.VolumeSize) != 1 ||
+		aws.ToString(sn.Description) != "Created by CreateImage("+id+") for "+amiID || aws.ToString(sn.OwnerId) == env.otherID {
+		t.Fatalf("CreateImage's snapshot: %+v", sn)
+	}
+	if own, err := env.other.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{}); err != nil || len(own.Snapshots) != 0 {
+		t.Fatalf("another account sees snapshots: %v %+v", err, own)
+	}
+
+	// In use while an image names it; not the other account's business.
+	_, err = env.admin.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(snapID)})
+	if apiCode(err) != "InvalidSnapshot.InUse" || !strings.Contains(err.Error(), "The snapshot "+snapID+" is currently in use by "+amiID) {
+		t.Fatalf("DeleteSnapshot of an image's snapshot: %v", err)
+	}
+	if _, err := env.other.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(snapID)}); apiCode(err) != "InvalidSnapshot.NotFound" {
+		t.Fatalf("another account deletes it: %v", err)
+	}
+
+	// Deregistering keeps the snapshot.
+	if _, err := env.admin.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(amiID)}); err != nil {
+		t.Fatal(err)
+	}
+	if ds, err := env.admin.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{snapID}}); err != nil || len(ds.Snapshots) != 1 {
+		t.Fatalf("snapshot after DeregisterImage: %v %+v", err, ds)
+	}
+
+	// Register it again: a private image whose mapping names the snapshot,
+	// launched like any other.
+	reg, err := registerFromSnap(ctx, env.admin, "again", &ec2types.EbsBlockDevice{SnapshotId: aws.String(snapID), VolumeSize: aws.Int32(2),
+		VolumeType: ec2types.VolumeTypeGp2, DeleteOnTermination: aws.Bool(false)})
+	if err != nil {
+		t.Fatalf("RegisterImage from %s: %v", snapID, err)
+	}
+	again := aws.ToString(reg.ImageId)
+	d, err = env.admin.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{again}})
+	if err != nil || len(d.Images) != 1 {
+		t.Fatalf("DescribeImages: %v %+v", err, d)
+	}
+	im := d.Images[0]
+	if im.State != ec2types.ImageStateAvailable || aws.ToBool(im.Public) || aws.ToString(im.RootDeviceName) != "/dev/xvda" || len(im.BlockDeviceMappings) != 1 {
+		t.Fatalf("registered image: %+v", im)
+	}
+	if e := im.BlockDeviceMappings[0].Ebs; aws.ToString(e.SnapshotId) != snapID || aws.ToInt32(e.VolumeSize) != 2 || e.VolumeType != ec2types.VolumeTypeGp2 || aws.ToBool(e.DeleteOnTermination) {
+		t.Fatalf("registered image's mapping: %+v", e)
+	}
+	full, err := env.cat.Get(ctx, aws.ToString(im.OwnerId), again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := exec.Command("qemu-img", "info", "--output=json", full.Disk).CombinedOutput()
+	if err != nil || strings.Contains(string(info), "backing-filename") {
+		t.Fatalf("registered image's disk is not standalone: %v\n%s", err, info)
+	}
+	if _, err := env.other.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{again}}); apiCode(err) != "InvalidAMIID.NotFound" {
+		t.Fatalf("another account sees the registered image: %v", err)
+	}
+	second, err := runOne(t, env.admin, again)
+	if err != nil {
+		t.Fatalf("RunInstances from the registered image: %v", err)
+	}
+	waitInstanceState(t, env.admin, second, ec2types.InstanceStateNameRunning)
+	if _, err := env.admin.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(snapID)}); apiCode(err) != "InvalidSnapshot.InUse" {
+		t.Fatalf("DeleteSnapshot while the registered image uses it: %v", err)
+	}
+
+	// Refusals.
+	good := func() *ec2types.EbsBlockDevice { return &ec2types.EbsBlockDevice{SnapshotId: aws.String(snapID)} }
+	for _, tc := range []struct {
+		name string
+		call func() error
+		code string
+	}{
+		{"ImageLocation with a snapshot", func() error {
+			_, err := env.admin.RegisterImage(ctx, &ec2.RegisterImageInput{Name: aws.String("both"), ImageLocation: aws.String("/tmp/x.qcow2"),
+				BlockDeviceMappings: []ec2types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"), Ebs: good()}}})
+			return err
+		}, "InvalidParameterCombination"},
+		{"root mapping with a size and no snapshot", func() error {
+			_, err := registerFromSnap(ctx, env.admin, "nosnap", &ec2types.EbsBlockDevice{VolumeSize: aws.Int32(8)})
+			return err
+		}, "InvalidBlockDeviceMapping"},
+		{"root mapping with neither", func() error {
+			_, err := registerFromSnap(ctx, env.admin, "empty", &ec2types.EbsBlockDevice{VolumeType: ec2types.VolumeTypeGp3})
+			return err
+		}, "InvalidBlockDeviceMapping"},
+		{"no mapping for the root device", func() error {
+			_, err := env.admin.RegisterImage(ctx, &ec2.RegisterImageInput{Name: aws.String("noroot"), RootDeviceName: aws.String("/dev/sda1"),
+				BlockDeviceMappings: []ec2types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"), Ebs: good()}}})
+			return err
+		}, "InvalidBlockDeviceMapping"},
+		{"a second mapping", func() error {
+			_, err := env.admin.RegisterImage(ctx, &ec2.RegisterImageInput{Name: aws.String("two"), RootDeviceName: aws.String("/dev/xvda"),
+				BlockDeviceMappings: []ec2types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"), Ebs: good()}, {DeviceName: aws.String("/dev/sdf"), Ebs: good()}}})
+			return err
+		}, "Unsupported"},
+		{"smaller than the snapshot", func() error {
+			_, err := registerFromSnap(ctx, env.admin, "small", &ec2types.EbsBlockDevice{SnapshotId: aws.String(snapID), VolumeSize: aws.Int32(0)})
+			return err
+		}, "InvalidBlockDeviceMapping"},
+		{"unknown volume type", func() error {
+			_, err := registerFromSnap(ctx, env.admin, "badtype", &ec2types.EbsBlockDevice{SnapshotId: aws.String(snapID), VolumeType: "gp9"})
+			return err
+		}, "InvalidBlockDeviceMapping"},
+		{"encrypted mapping of a plain snapshot", func() error {
+			_, err := registerFromSnap(ctx, env.admin, "enc", &ec2types.EbsBlockDevice{SnapshotId: aws.String(snapID), Encrypted: aws.Bool(true)})
+			return err
+		}, "InvalidBlockDeviceMapping"},
+		{"unknown snapshot", func() error {
+			_, err := registerFromSnap(ctx, env.admin, "unknown", &ec2types.EbsBlockDevice{SnapshotId: aws.String("snap-0123456789abcdef0")})
+			return err
+		}, "InvalidSnapshot.NotFound"},
+		{"another account's snapshot", func() error {
+			_, err := registerFromSnap(ctx, env.other, "theirs", good())
+			return err
+		}, "InvalidSnapshot.NotFound"},
+		{"duplicate name", func() error {
+			_, err := registerFromSnap(ctx, env.admin, "again", good())
+			return err
+		}, "InvalidAMIName.Duplicate"},
+		{"arm64", func() error {
+			_, err := env.admin.RegisterImage(ctx, &ec2.RegisterImageInput{Name: aws.String("arm"), RootDeviceName: aws.String("/dev/xvda"), Architecture: ec2types.ArchitectureValuesArm64,
+				BlockDeviceMappings: []ec2types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"), Ebs: good()}}})
+			return err
+		}, "InvalidParameterValue"},
+		{"neither mapping nor location", func() error {
+			_, err := env.other.RegisterImage(ctx, &ec2.RegisterImageInput{Name: aws.String("nothing")})
+			return err
+		}, "MissingParameter"},
+		{"a non-admin with ImageLocation", func() error {
+			_, err := env.other.RegisterImage(ctx, &ec2.RegisterImageInput{Name: aws.String("file"), ImageLocation: aws.String("/tmp/x.qcow2")})
+			return err
+		}, "UnauthorizedOperation"},
+	} {
+		if err := tc.call(); apiCode(err) != tc.code {
+			t.Errorf("%s: %v, want %s", tc.name, err, tc.code)
+		}
+	}
+
+	// Any account registers from its own snapshot; one without boot
+	// material gives an image that boots its disk's own loader.
+	v, err := env.other.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String("lab-1a"), Size: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	osn, err := env.other.CreateSnapshot(ctx, &ec2.CreateSnapshotInput{VolumeId: v.VolumeId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSnapshotCompleted(t, env.other, aws.ToString(osn.SnapshotId))
+	oreg, err := registerFromSnap(ctx, env.other, "mine", &ec2types.EbsBlockDevice{SnapshotId: osn.SnapshotId})
+	if err != nil {
+		t.Fatalf("a non-admin account registers from its snapshot: %v", err)
+	}
+	oim, err := env.cat.Get(ctx, env.otherID, aws.ToString(oreg.ImageId))
+	if err != nil || oim.Kernel != "" || oim.Initrd != "" || oim.OwnerID != env.otherID || oim.Public || oim.RootVolumeSize() != 1 {
+		t.Fatalf("non-admin's image: %+v %v", oim, err)
+	}
+	// An encrypted snapshot is refused, saying why.
+	ev, err := env.other.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String("lab-1a"), Size: aws.Int32(1), Encrypted: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	esn, err := env.other.CreateSnapshot(ctx, &ec2.CreateSnapshotInput{VolumeId: ev.VolumeId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSnapshotCompleted(t, env.other, aws.ToString(esn.SnapshotId))
+	if _, err := registerFromSnap(ctx, env.other, "encrypted", &ec2types.EbsBlockDevice{SnapshotId: esn.SnapshotId}); apiCode(err) != "InvalidParameterValue" || !strings.Contains(err.Error(), "encrypted") {
+		t.Fatalf("RegisterImage from an encrypted snapshot: %v", err)
+	}
+	if _, err := env.cat.Get(ctx, env.otherID, "ami-00000000"); err == nil {
+		t.Fatal("unexpected image")
+	}
+
+	// DeleteAssociatedSnapshots: skipped while another image uses the
+	// snapshot, deleted once none does.
+	twin, err := registerFromSnap(ctx, env.admin, "twin", good())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr, err := env.admin.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(again), DeleteAssociatedSnapshots: aws.Bool(true)})
+	if err != nil || len(dr.DeleteSnapshotResults) != 1 || dr.DeleteSnapshotResults[0].ReturnCode != ec2types.SnapshotReturnCodesWarnSkipped {
+		t.Fatalf("DeregisterImage while a twin uses the snapshot: %v %+v", err, dr)
+	}
+	dr, err = env.admin.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: twin.ImageId, DeleteAssociatedSnapshots: aws.Bool(true)})
+	if err != nil || len(dr.DeleteSnapshotResults) != 1 || aws.ToString(dr.DeleteSnapshotResults[0].SnapshotId) != snapID ||
+		dr.DeleteSnapshotResults[0].ReturnCode != ec2types.SnapshotReturnCodesSuccess {
+		t.Fatalf("DeregisterImage DeleteAssociatedSnapshots: %v %+v", err, dr)
+	}
+	if _, err := env.admin.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{snapID}}); apiCode(err) != "InvalidSnapshot.NotFound" {
+		t.Fatalf("snapshot after DeleteAssociatedSnapshots: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(env.bootDir, snapID)); !os.IsNotExist(err) {
+		t.Fatalf("boot files of the deleted snapshot left: %v", err)
+	}
+	// The instance launched from the deregistered image keeps running.
+	waitInstanceState(t, env.admin, second, ec2types.InstanceStateNameRunning)
+}
+
+// waitSnapshotCompleted polls DescribeSnapshots until the snapshot is
+// completed.
+func waitSnapshotCompleted(t *testing.T, c *ec2.Client, id string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ds, err := c.DescribeSnapshots(context.Background(), &ec2.DescribeSnapshotsInput{SnapshotIds: []string{id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := ds.Snapshots[0].State; st == ec2types.SnapshotStateCompleted {
+			return
+		} else if st == ec2types.SnapshotStateError {
+			t.Fatalf("snapshot %s failed: %s", id, aws.ToString(ds.Snapshots[0].StateMessage))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("snapshot %s not completed after a minute", id)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -177,10 +177,25 @@ type DeleteSnapshotInput struct {
 	SnapshotID string `locationName:"SnapshotId" required:"true"`
 }
 
+// deleteSnapshot deletes one of the caller's snapshots, unless a
+// registered image's block device mapping names it (InvalidSnapshot.InUse,
+// as on AWS: deregister the image first).
 func (s *Server) deleteSnapshot(ctx context.Context, c *Call, in *DeleteSnapshotInput) (*ReturnOutput, error) {
 	svc, err := s.volumesService()
 	if err != nil {
 		return nil, err
+	}
+	if _, err := svc.GetSnapshot(ctx, c.Principal.AccountID, in.SnapshotID); err != nil {
+		return nil, err
+	}
+	if s.opts.Images != nil {
+		ami, err := s.opts.Images.SnapshotUser(ctx, in.SnapshotID)
+		if err != nil {
+			return nil, err
+		}
+		if ami != "" {
+			return nil, errdefs.Conflict("InvalidSnapshot.InUse", "The snapshot %s is currently in use by %s", in.SnapshotID, ami)
+		}
 	}
 	if err := svc.DeleteSnapshot(ctx, c.Principal.AccountID, in.SnapshotID); err != nil {
 		return nil, err

@@ -2,8 +2,6 @@ package imagestore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -30,50 +28,116 @@ type CreateInput struct {
 	// CopyRoot writes the instance's root disk, flattened, as a standalone
 	// qcow2 file at dst.
 	CopyRoot func(ctx context.Context, dst string) error
-}
-
-func newSnapshotID() string {
-	var b [9]byte
-	_, _ = rand.Read(b[:])
-	return "snap-" + hex.EncodeToString(b[:])[:17]
+	// Snapshot records the new AMI's disk (im.Disk, written) as an EBS
+	// snapshot and returns its id, which the root mapping names, as on
+	// AWS. It runs before the image turns available; its failure fails
+	// Create. Nil leaves the mapping without a SnapshotId (a labcloudd
+	// without the EBS service).
+	Snapshot func(ctx context.Context, im Image) (string, error)
 }
 
 // Create makes a private AMI of the caller's account from an instance's
 // root disk. The record is stored first as pending (which also reserves
 // the name: InvalidAMIName.Duplicate), the disk is copied within the call,
-// and the image then turns available; a failed copy removes the record.
+// recorded as an EBS snapshot (CreateInput.Snapshot), and the image then
+// turns available; a failure removes the record and the files.
 //
-// The root mapping's SnapshotId is a fresh snap- id that names the AMI's
-// disk file in the image store, not a record of internal/volumes: EBS
-// snapshots there live in the blockdev backend's own chain format, which
-// has no import of a foreign qcow2 yet. DescribeSnapshots therefore does
-// not list it; the AMI's disk lives as long as the image files do.
-func (c *Catalogue) Create(ctx context.Context, in CreateInput) (im Image, err error) {
+// The AMI keeps its own standalone disk file for instances to layer on;
+// the snapshot is the EBS view of the same content, which outlives the
+// AMI (DeregisterImage keeps it) and can be registered again
+// (RegisterSnapshot) or restored as a volume.
+func (c *Catalogue) Create(ctx context.Context, in CreateInput) (Image, error) {
+	if in.CopyRoot == nil {
+		return Image{}, errors.New("imagestore: CreateInput.CopyRoot is required")
+	}
+	arch := in.Source.Architecture
+	if arch == "" {
+		arch = "x86_64"
+	}
+	return c.build(ctx, buildInput{
+		OwnerID: in.OwnerID, Name: in.Name, Description: in.Description, Architecture: arch,
+		RootDeviceName: in.RootDeviceName, KernelCmdline: in.Source.KernelCmdline,
+		Kernel: in.Source.Kernel, Initrd: in.Source.Initrd,
+		Root:     Ebs{VolumeSize: in.SizeGiB, VolumeType: "gp3", DeleteOnTermination: true},
+		CopyDisk: in.CopyRoot, Snapshot: in.Snapshot,
+	})
+}
+
+// RegisterSnapshotInput says how to make an AMI from an EBS snapshot
+// (EC2 RegisterImage with a root mapping that names a SnapshotId).
+type RegisterSnapshotInput struct {
+	OwnerID        string
+	Name           string
+	Description    string
+	Architecture   string
+	RootDeviceName string
+	// Root is the root mapping: its SnapshotID, size (GiB), type and
+	// DeleteOnTermination.
+	Root Ebs
+	// Kernel, Initrd and KernelCmdline are the snapshot's boot material
+	// (empty: the disk boots with its own loader).
+	Kernel, Initrd, KernelCmdline string
+	// CopyDisk writes the snapshot's content, flattened, as a standalone
+	// qcow2 file at dst.
+	CopyDisk func(ctx context.Context, dst string) error
+}
+
+// RegisterSnapshot makes a private AMI of the caller from one of its
+// snapshots: the disk is materialised in the image store (instances
+// layer on a standalone qcow2 file there, as for every AMI) and the
+// root mapping names the snapshot. Like Create, the record is pending
+// until the files are in place.
+func (c *Catalogue) RegisterSnapshot(ctx context.Context, in RegisterSnapshotInput) (Image, error) {
+	if in.CopyDisk == nil {
+		return Image{}, errors.New("imagestore: RegisterSnapshotInput.CopyDisk is required")
+	}
+	if in.Root.SnapshotID == "" {
+		return Image{}, errors.New("imagestore: RegisterSnapshotInput.Root.SnapshotID is required")
+	}
+	arch := in.Architecture
+	if arch == "" {
+		arch = "x86_64"
+	}
+	if in.Root.VolumeType == "" {
+		in.Root.VolumeType = "gp3"
+	}
+	return c.build(ctx, buildInput{
+		OwnerID: in.OwnerID, Name: in.Name, Description: in.Description, Architecture: arch,
+		RootDeviceName: in.RootDeviceName, KernelCmdline: in.KernelCmdline, Kernel: in.Kernel, Initrd: in.Initrd,
+		Root: in.Root, CopyDisk: in.CopyDisk,
+	})
+}
+
+// buildInput is what Create and RegisterSnapshot have in common.
+type buildInput struct {
+	OwnerID, Name, Description, Architecture, RootDeviceName string
+	Kernel, Initrd, KernelCmdline                            string
+	Root                                                     Ebs
+	CopyDisk                                                 func(ctx context.Context, dst string) error
+	Snapshot                                                 func(ctx context.Context, im Image) (string, error)
+}
+
+// build stores a pending private image, writes its files and makes it
+// available; any failure removes the record, the name and the files.
+func (c *Catalogue) build(ctx context.Context, in buildInput) (im Image, err error) {
 	if err := ValidateName(in.Name); err != nil {
 		return Image{}, err
 	}
 	if len(in.Description) > 255 {
 		return Image{}, errdefs.InvalidParameter("InvalidParameterValue", "The description is longer than 255 characters")
 	}
-	if in.CopyRoot == nil {
-		return Image{}, errors.New("imagestore: CreateInput.CopyRoot is required")
-	}
 	rootDev := in.RootDeviceName
 	if rootDev == "" {
 		rootDev = "/dev/xvda"
 	}
-	arch := in.Source.Architecture
-	if arch == "" {
-		arch = "x86_64"
-	}
+	root := in.Root
 	im = Image{
 		ID: newID(), OwnerID: in.OwnerID, Name: in.Name, Description: in.Description,
-		Architecture: arch, State: StatePending, RootDeviceName: rootDev, RootDeviceType: "ebs",
+		Architecture: in.Architecture, State: StatePending, RootDeviceName: rootDev, RootDeviceType: "ebs",
 		VirtualizationType: "hvm", Hypervisor: "xen", ImageType: "machine",
 		CreationDate: c.now().UTC().Truncate(time.Millisecond), EnaSupport: true,
-		KernelCmdline: in.Source.KernelCmdline,
-		BlockDeviceMappings: []Mapping{{DeviceName: rootDev, Ebs: &Ebs{VolumeSize: in.SizeGiB, VolumeType: "gp3",
-			DeleteOnTermination: true, SnapshotID: newSnapshotID()}}},
+		KernelCmdline:       in.KernelCmdline,
+		BlockDeviceMappings: []Mapping{{DeviceName: rootDev, Ebs: &root}},
 	}
 	im.Location = in.OwnerID + "/" + in.Name
 	dir := filepath.Join(c.dir, im.ID)
@@ -99,19 +163,19 @@ func (c *Catalogue) Create(ctx context.Context, in CreateInput) (im Image, err e
 		return Image{}, fmt.Errorf("creating %s: %w", dir, err)
 	}
 	disk := filepath.Join(dir, builder.DiskFileName)
-	if err = in.CopyRoot(ctx, disk); err != nil {
+	if err = in.CopyDisk(ctx, disk); err != nil {
 		return Image{}, err
 	}
 	if err = os.Chmod(disk, 0o444); err != nil {
 		return Image{}, err
 	}
 	// Kernel and initrd are linked in so the new AMI stays whole even
-	// when the source AMI's files are collected.
+	// when the source's files are collected.
 	for _, f := range []struct {
 		from string
 		dst  *string
 		name string
-	}{{in.Source.Kernel, &im.Kernel, builder.KernelFileName}, {in.Source.Initrd, &im.Initrd, builder.InitrdFileName}} {
+	}{{in.Kernel, &im.Kernel, builder.KernelFileName}, {in.Initrd, &im.Initrd, builder.InitrdFileName}} {
 		if f.from == "" {
 			continue
 		}
@@ -122,11 +186,37 @@ func (c *Catalogue) Create(ctx context.Context, in CreateInput) (im Image, err e
 		*f.dst = to
 	}
 	im.Disk = disk
+	if in.Snapshot != nil {
+		var snap string
+		if snap, err = in.Snapshot(ctx, im); err != nil {
+			return Image{}, err
+		}
+		im.BlockDeviceMappings[0].Ebs.SnapshotID = snap
+	}
 	im.State = StateAvailable
 	if _, err = c.st.Put(ctx, imageKey(im.ID), im); err != nil {
 		return Image{}, fmt.Errorf("storing image %s: %w", im.ID, err)
 	}
 	return im, nil
+}
+
+// SnapshotUser returns the id of a registered image (pending or
+// available; deregistered ones are gone from the catalogue) whose block
+// device mappings name snapshot snapID, or "" when none does: such a
+// snapshot cannot be deleted (InvalidSnapshot.InUse), as on AWS.
+func (c *Catalogue) SnapshotUser(ctx context.Context, snapID string) (string, error) {
+	ims, err := c.List(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, im := range ims {
+		for _, m := range im.BlockDeviceMappings {
+			if m.Ebs != nil && m.Ebs.SnapshotID == snapID {
+				return im.ID, nil
+			}
+		}
+	}
+	return "", nil
 }
 
 // LaunchPermissionChange is a ModifyImageAttribute launchPermission

@@ -32,6 +32,15 @@ func createFrom(t *testing.T, c *imagestore.Catalogue, name string) (imagestore.
 				t.Logf("%s", out)
 			}
 			return err
+		},
+		Snapshot: func(ctx context.Context, im imagestore.Image) (string, error) {
+			if im.State != imagestore.StatePending || im.Disk == "" {
+				t.Errorf("Snapshot called with %+v, want a pending image with its disk written", im)
+			}
+			if _, err := os.Stat(im.Disk); err != nil {
+				t.Errorf("Snapshot called before the disk exists: %v", err)
+			}
+			return "snap-0123456789abcdef0", nil
 		}})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
@@ -46,7 +55,7 @@ func TestCreateMakesAPrivateAvailableImageWithItsOwnFiles(t *testing.T) {
 	src, im := createFrom(t, c, "my image")
 	if im.State != imagestore.StateAvailable || im.Public || im.OwnerID != ownerA || im.KernelCmdline != src.KernelCmdline ||
 		im.Architecture != "x86_64" || im.RootDeviceName != "/dev/xvda" || len(im.BlockDeviceMappings) != 1 ||
-		im.BlockDeviceMappings[0].Ebs.SnapshotID == "" || im.BlockDeviceMappings[0].Ebs.VolumeSize != 1 {
+		im.BlockDeviceMappings[0].Ebs.SnapshotID != "snap-0123456789abcdef0" || im.BlockDeviceMappings[0].Ebs.VolumeSize != 1 {
 		t.Fatalf("created image: %+v", im)
 	}
 	for _, f := range []string{im.Disk, im.Kernel, im.Initrd} {
@@ -137,11 +146,91 @@ func TestLaunchPermissions(t *testing.T) {
 	if got, err := c.SetDescription(ctx, ownerA, im.ID, "new words"); err != nil || got.Description != "new words" {
 		t.Fatalf("description: %+v %v", got, err)
 	}
-	// Deregistering keeps the files (and so the disk the snapshot id names).
+	// Deregistering keeps the files (instances may still read them).
 	if _, err := c.Deregister(ctx, ownerA, im.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(im.Disk); err != nil {
 		t.Fatalf("disk gone after deregister: %v", err)
+	}
+}
+
+func TestCreateSnapshotFailureLeavesNothing(t *testing.T) {
+	c := newCatalogue(t)
+	ctx := context.Background()
+	boom := errors.New("snapshot failed")
+	var dir string
+	_, err := c.Create(ctx, imagestore.CreateInput{OwnerID: ownerA, Name: "no snap",
+		CopyRoot: func(_ context.Context, dst string) error {
+			dir = filepath.Dir(dst)
+			return os.WriteFile(dst, []byte("disk"), 0o644)
+		},
+		Snapshot: func(context.Context, imagestore.Image) (string, error) { return "", boom }})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Create: %v, want the snapshot's error", err)
+	}
+	if ims, _ := c.List(ctx); len(ims) != 0 {
+		t.Fatalf("after a failed snapshot: %+v", ims)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("directory %s left behind: %v", dir, err)
+	}
+}
+
+func TestRegisterSnapshotAndSnapshotUser(t *testing.T) {
+	needQemuImg(t)
+	c := newCatalogue(t)
+	ctx := context.Background()
+	src, err := c.Register(ctx, imagestore.RegisterInput{OwnerID: "999999999999", Name: "src", Location: fakeBuild(t), Public: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const snap = "snap-0123456789abcdef0"
+	if id, err := c.SnapshotUser(ctx, snap); err != nil || id != "" {
+		t.Fatalf("SnapshotUser before: %q %v", id, err)
+	}
+	copyDisk := func(ctx context.Context, dst string) error {
+		out, err := exec.CommandContext(ctx, "qemu-img", "convert", "-O", "qcow2", src.Disk, dst).CombinedOutput()
+		if err != nil {
+			t.Logf("%s", out)
+		}
+		return err
+	}
+	im, err := c.RegisterSnapshot(ctx, imagestore.RegisterSnapshotInput{OwnerID: ownerB, Name: "from snap", Description: "d",
+		RootDeviceName: "/dev/xvda", Root: imagestore.Ebs{SnapshotID: snap, VolumeSize: 3, DeleteOnTermination: true},
+		Kernel: src.Kernel, Initrd: src.Initrd, KernelCmdline: "console=ttyS0", CopyDisk: copyDisk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.State != imagestore.StateAvailable || im.Public || im.OwnerID != ownerB || im.KernelCmdline != "console=ttyS0" ||
+		im.Architecture != "x86_64" || len(im.BlockDeviceMappings) != 1 || *im.BlockDeviceMappings[0].Ebs != (imagestore.Ebs{SnapshotID: snap, VolumeSize: 3, VolumeType: "gp3", DeleteOnTermination: true}) ||
+		im.RootVolumeSize() != 3 {
+		t.Fatalf("registered image: %+v %+v", im, im.BlockDeviceMappings[0].Ebs)
+	}
+	for _, f := range []string{im.Disk, im.Kernel, im.Initrd} {
+		if filepath.Dir(f) != filepath.Join(c.Dir(), im.ID) {
+			t.Fatalf("file %s is not under the image's directory", f)
+		}
+	}
+	if id, err := c.SnapshotUser(ctx, snap); err != nil || id != im.ID {
+		t.Fatalf("SnapshotUser: %q %v, want %s", id, err, im.ID)
+	}
+	// Without boot material the image boots its disk's own loader.
+	plain, err := c.RegisterSnapshot(ctx, imagestore.RegisterSnapshotInput{OwnerID: ownerB, Name: "plain",
+		Root: imagestore.Ebs{SnapshotID: snap, VolumeSize: 1}, CopyDisk: copyDisk})
+	if err != nil || plain.Kernel != "" || plain.Initrd != "" || plain.RootDeviceName != "/dev/xvda" {
+		t.Fatalf("plain image: %+v %v", plain, err)
+	}
+	if _, err := c.RegisterSnapshot(ctx, imagestore.RegisterSnapshotInput{OwnerID: ownerB, Name: "plain",
+		Root: imagestore.Ebs{SnapshotID: snap, VolumeSize: 1}, CopyDisk: copyDisk}); code(err) != "InvalidAMIName.Duplicate" {
+		t.Fatalf("duplicate name: %v", err)
+	}
+	for _, id := range []string{im.ID, plain.ID} {
+		if _, err := c.Deregister(ctx, ownerB, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if id, err := c.SnapshotUser(ctx, snap); err != nil || id != "" {
+		t.Fatalf("SnapshotUser after deregistering: %q %v", id, err)
 	}
 }

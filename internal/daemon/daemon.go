@@ -179,7 +179,10 @@ func startVolumes(ctx context.Context, cfg config.Config, st *store.Store, cl *c
 	if err != nil {
 		return nil, err
 	}
+	// BootDir sits beside the images directory on the same file system,
+	// so CreateImage's snapshots hard-link the AMI's kernel and initrd.
 	svc := volumes.New(volumes.Options{Store: st, Backend: be, Region: cfg.Region, Logger: log.With("component", "volumes"),
+		BootDir: filepath.Join(cfg.StateDir, "snapshot-boot"),
 		Zones: func(ctx context.Context) ([]string, error) {
 			zs, err := cl.Zones(ctx)
 			names := make([]string, 0, len(zs))

@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -106,6 +107,10 @@ type Snapshot struct {
 	// StoredBytes is what the snapshot's own data takes (its
 	// incremental cost); not part of EC2's shape.
 	StoredBytes int64 `json:"storedBytes,omitempty"`
+	// Boot is the boot material of the AMI a CreateImage snapshot was
+	// taken for (see SnapshotImage); nil for other snapshots. Not part
+	// of EC2's shape.
+	Boot *Boot `json:"boot,omitempty"`
 }
 
 // Modification is a ModifyVolume request's record
@@ -151,8 +156,12 @@ type Options struct {
 	// Attached may be set later with SetAttached, once the instance layer
 	// exists.
 	Attached Attached
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// BootDir holds the kernel and initrd files of the snapshots that
+	// CreateImage takes, in <BootDir>/<snap-id>/, removed with the
+	// snapshot. Without it, SnapshotImage refuses boot files.
+	BootDir string
+	Now     func() time.Time
+	Logger  *slog.Logger
 }
 
 // Service is the EBS service.
@@ -723,6 +732,11 @@ func (s *Service) DeleteSnapshot(ctx context.Context, acct, id string) error {
 	if err := s.opts.Store.Delete(ctx, snapKey(acct, id)); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	if d := s.bootDir(id); d != "" {
+		if err := os.RemoveAll(d); err != nil {
+			s.log.Warn("removing the boot files of a deleted snapshot", "snapshot", id, "err", err)
+		}
+	}
 	s.refreshStoredBytes(ctx, acct)
 	return nil
 }
@@ -789,6 +803,13 @@ func (s *Service) CopySnapshot(ctx context.Context, acct, sourceRegion, sourceID
 		}
 	}
 	s.settleSnapshot(ctx, acct, sn.ID, berr)
+	if berr == nil && src.Boot != nil {
+		// A copy of an image snapshot registers into an image that
+		// boots the same way: it gets its own links to the boot files.
+		if err := s.copyBoot(ctx, acct, sn.ID, *src.Boot); err != nil {
+			s.log.Error("keeping the boot files with a copied snapshot", "snapshot", sn.ID, "err", err)
+		}
+	}
 	return sn, nil
 }
 
