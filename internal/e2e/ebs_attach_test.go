@@ -56,15 +56,8 @@ func diskOf(volID string) string {
 // instance leaves its extra volume available (or deletes it when
 // DeleteOnTermination says so).
 func TestEBSAttachToARunningVM(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, taps); CI runs as root")
-	}
 	lookTool(t, "qemu-img")
-	stateDir := t.TempDir()
-	cleanupNetns(t, stateDir)
-	d := startDaemon(t, stateDir)
-	e := newAWSEnv(t, d)
-	ami := registerTiny(t, e)
+	d, e, ami := startVMLab(t)
 
 	keyPath := e.keyFile("ebs")
 	var launched struct {

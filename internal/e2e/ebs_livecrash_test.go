@@ -18,16 +18,10 @@ import (
 // the volume (none lost), the volume passes qemu-img check, the snapshot
 // is completed or error, and a new live snapshot works.
 func TestLiveSnapshotSurvivesDaemonKill(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, taps); CI runs as root")
-	}
 	lookTool(t, "qemu-img")
 	qemuIO := lookTool(t, "qemu-io")
-	stateDir := t.TempDir()
-	cleanupNetns(t, stateDir)
-	d := startDaemon(t, stateDir)
-	e := newAWSEnv(t, d)
-	ami := registerTiny(t, e)
+	d, e, ami := startVMLab(t)
+	stateDir := d.stateDir
 	keyPath := e.keyFile("live")
 	var launched struct {
 		Instances []struct {

@@ -21,15 +21,8 @@ import (
 // a volume from the second still whole, EC2's zone and in-use rules, and
 // a terminated instance's root disk gone while its extra volume stays.
 func TestEBSStory(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, taps); CI runs as root")
-	}
 	lookTool(t, "qemu-img")
-	stateDir := t.TempDir()
-	cleanupNetns(t, stateDir)
-	d := startDaemon(t, stateDir)
-	e := newAWSEnv(t, d)
-	ami := registerTiny(t, e)
+	d, e, ami := startVMLab(t)
 	cli := filepath.Join(binDir, "labcloud")
 
 	// Two instances of labcloud-tiny with a key pair, in one zone (one

@@ -14,14 +14,7 @@ import (
 // new AMI, and a second account may launch the private AMI only once it
 // is shared with it.
 func TestCreateImageFromRunningInstance(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, taps); CI runs as root")
-	}
-	stateDir := t.TempDir()
-	cleanupNetns(t, stateDir)
-	d := startDaemon(t, stateDir)
-	e := newAWSEnv(t, d)
-	ami := registerTiny(t, e)
+	d, e, ami := startVMLab(t)
 
 	keyPath := e.keyFile("lab")
 	launch := func(profile, image string) string {

@@ -58,6 +58,21 @@ func (e *awsEnv) waitState(id, state string, within time.Duration) instanceView 
 	}
 }
 
+// startVMLab starts a labcloudd that runs VMs, with labcloud-tiny
+// registered: the start of every real-VM test. VMs need root (network
+// namespaces, taps); without it the test is skipped.
+func startVMLab(t *testing.T) (*daemon, *awsEnv, string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, taps); CI runs as root")
+	}
+	stateDir := t.TempDir()
+	cleanupNetns(t, stateDir)
+	d := startDaemon(t, stateDir)
+	e := newAWSEnv(t, d)
+	return d, e, registerTiny(t, e)
+}
+
 // keyFile creates key pair name (extra: more create-key-pair options)
 // and writes its private key to a 0600 file, whose path it returns.
 func (e *awsEnv) keyFile(name string, extra ...string) string {
@@ -227,14 +242,8 @@ func removeHostLinks(t testing.TB, prefix string) {
 // keeps running and answering ssh, no second QEMU appears, and one whose
 // QEMU died meanwhile is reported stopped.
 func TestInstancesSurviveDaemonKill(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, taps); CI runs as root")
-	}
-	stateDir := t.TempDir()
-	cleanupNetns(t, stateDir)
-	d := startDaemon(t, stateDir)
-	e := newAWSEnv(t, d)
-	ami := registerTiny(t, e)
+	d, e, ami := startVMLab(t)
+	stateDir := d.stateDir
 	keyPath := e.keyFile("lab")
 
 	var launched struct{ Instances []instanceView }

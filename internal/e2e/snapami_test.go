@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,23 +14,9 @@ import (
 // gives an AMI whose instance has the file written in the first VM; and a
 // volume restores from it.
 func TestSnapshotAMIRoundTrip(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, taps); CI runs as root")
-	}
-	stateDir := t.TempDir()
-	cleanupNetns(t, stateDir)
-	d := startDaemon(t, stateDir)
-	e := newAWSEnv(t, d)
-	ami := registerTiny(t, e)
+	d, e, ami := startVMLab(t)
 
-	keyPath := filepath.Join(t.TempDir(), "k.pem")
-	out, errOut, code := e.run("labcloud", "ec2", "create-key-pair", "--key-name", "lab", "--query", "KeyMaterial", "--output", "text")
-	if code != 0 {
-		t.Fatalf("create-key-pair: %s", errOut)
-	}
-	if err := os.WriteFile(keyPath, []byte(strings.TrimSpace(out)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyPath := e.keyFile("lab")
 	launch := func(image string) string {
 		t.Helper()
 		var r struct {
