@@ -26,6 +26,7 @@ func (s *Server) registerInstances() {
 	s.handle(ServiceEC2, "GetConsoleOutput", ec2Op(s.getConsoleOutput))
 	s.handle(ServiceEC2, "DescribeInstanceStatus", ec2Op(s.describeInstanceStatus))
 	s.handle(ServiceEC2, "ModifyInstanceAttribute", ec2Op(s.modifyInstanceAttribute))
+	s.handle(ServiceEC2, "DescribeInstanceAttribute", ec2Op(s.describeInstanceAttribute))
 	s.handle(ServiceEC2, "DescribeInstanceTypes", ec2Op(s.describeInstanceTypes))
 }
 
@@ -53,7 +54,7 @@ func init() {
 		return out
 	}
 	for _, a := range []string{"StopInstances", "StartInstances", "RebootInstances", "TerminateInstances",
-		"GetConsoleOutput", "ModifyInstanceAttribute"} {
+		"GetConsoleOutput", "ModifyInstanceAttribute", "DescribeInstanceAttribute"} {
 		actionTable["ec2:"+a] = actionSpec{resources: named}
 	}
 	actionTable["ec2:RunInstances"] = actionSpec{resources: func(c *Call, p url.Values) []string {

@@ -245,6 +245,38 @@ func TestInstancesAPI(t *testing.T) {
 		t.Fatalf("DescribeInstanceStatus = %+v, %v", stat, err)
 	}
 
+	// DescribeInstanceAttribute: one attribute at a time.
+	attr := func(a ec2types.InstanceAttributeName) *ec2.DescribeInstanceAttributeOutput {
+		t.Helper()
+		out, err := c.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{InstanceId: aws.String(id), Attribute: a})
+		if err != nil {
+			t.Fatalf("DescribeInstanceAttribute %s: %v", a, err)
+		}
+		return out
+	}
+	if ud := attr(ec2types.InstanceAttributeNameUserData); ud.UserData == nil || aws.ToString(ud.UserData.Value) != base64.StdEncoding.EncodeToString([]byte("#!/bin/sh\n")) ||
+		ud.InstanceType != nil || aws.ToString(ud.InstanceId) != id {
+		t.Fatalf("userData attribute = %+v", ud)
+	}
+	if it := attr(ec2types.InstanceAttributeNameInstanceType); it.InstanceType == nil || aws.ToString(it.InstanceType.Value) != "t3.micro" {
+		t.Fatalf("instanceType attribute = %+v", it.InstanceType)
+	}
+	if sb := attr(ec2types.InstanceAttributeNameInstanceInitiatedShutdownBehavior); aws.ToString(sb.InstanceInitiatedShutdownBehavior.Value) != "stop" {
+		t.Fatalf("shutdown behaviour attribute = %+v", sb.InstanceInitiatedShutdownBehavior)
+	}
+	if bd := attr(ec2types.InstanceAttributeNameBlockDeviceMapping); len(bd.BlockDeviceMappings) != 1 || aws.ToString(bd.BlockDeviceMappings[0].DeviceName) != "/dev/xvda" {
+		t.Fatalf("blockDeviceMapping attribute = %+v", bd.BlockDeviceMappings)
+	}
+	if sd := attr(ec2types.InstanceAttributeNameSourceDestCheck); sd.SourceDestCheck == nil || !aws.ToBool(sd.SourceDestCheck.Value) {
+		t.Fatalf("sourceDestCheck attribute = %+v", sd.SourceDestCheck)
+	}
+	if _, err := c.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{InstanceId: aws.String(id), Attribute: "colour"}); apiCode(err) != "InvalidParameterValue" {
+		t.Fatalf("unknown attribute: %v", err)
+	}
+	if _, err := c.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{InstanceId: aws.String("i-0123456789abcdef0"), Attribute: ec2types.InstanceAttributeNameUserData}); apiCode(err) != "InvalidInstanceID.NotFound" {
+		t.Fatalf("unknown instance: %v", err)
+	}
+
 	// Modify needs a stopped instance.
 	_, err = c.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(id), InstanceType: &ec2types.AttributeValue{Value: aws.String("t3.small")}})
 	if apiCode(err) != "IncorrectInstanceState" {
@@ -272,6 +304,9 @@ func TestInstancesAPI(t *testing.T) {
 	waitInstanceState(t, c, id, ec2types.InstanceStateNameRunning)
 	if spec, _ := drv.Spec(id); spec.SMBIOS.Product != "t3.small" {
 		t.Fatalf("VM product %q after the type change", spec.SMBIOS.Product)
+	}
+	if it := attr(ec2types.InstanceAttributeNameInstanceType); aws.ToString(it.InstanceType.Value) != "t3.small" {
+		t.Fatalf("instanceType attribute after the change = %+v", it.InstanceType)
 	}
 	if _, err := c.RebootInstances(ctx, &ec2.RebootInstancesInput{InstanceIds: []string{id}}); err != nil {
 		t.Fatal(err)
