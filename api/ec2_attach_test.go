@@ -56,8 +56,11 @@ func newAttachClient(t *testing.T) (*ec2.Client, *fake.Driver) {
 	}})
 	t.Cleanup(vols.Close)
 	dir := t.TempDir()
+	// A real qcow2 disk: root volumes are overlays of it in the block store.
 	base := filepath.Join(dir, "base.qcow2")
-	os.WriteFile(base, []byte("base"), 0o644)
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", base, "1G").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v: %s", err, out)
+	}
 	drv := fake.New(filepath.Join(dir, "vms"))
 	svc, err := instances.New(instances.Options{Store: st, Driver: drv, Network: &instNet{}, Images: instImages{disk: base},
 		KeyPairs: instKeys{}, Volumes: vols, Region: "lab-1", StateDir: filepath.Join(dir, "state"), NodeVCPUs: 2, NodeMemoryMiB: 8192,

@@ -283,7 +283,7 @@ type InstanceEbsBlock struct {
 	AttachTime          time.Time `locationName:"attachTime"`
 	DeleteOnTermination bool      `locationName:"deleteOnTermination"`
 	Status              string    `locationName:"status"`
-	VolumeID            string    `locationName:"volumeId"`
+	VolumeID            string    `locationName:"volumeId" omitempty:"true"`
 }
 
 // InstanceNetworkIfaceAssociation is the public address of an instance's
@@ -507,7 +507,8 @@ func instanceItem(svc *instances.Service, i instances.Instance) InstanceItem {
 	}
 	if i.Status.State != instances.StateTerminated {
 		it.BlockDeviceMappings = append(it.BlockDeviceMappings, InstanceBlockDevice{DeviceName: i.Boot.RootDeviceName,
-			Ebs: InstanceEbsBlock{AttachTime: i.LaunchTime, DeleteOnTermination: i.Boot.DeleteOnTermination, Status: "attached"}})
+			Ebs: InstanceEbsBlock{AttachTime: i.LaunchTime, DeleteOnTermination: i.Boot.DeleteOnTermination, Status: "attached",
+				VolumeID: i.Status.RootVolumeID}}) // empty for a root from before root volumes
 		for _, a := range i.Volumes { // EBS volumes attached after launch
 			it.BlockDeviceMappings = append(it.BlockDeviceMappings, InstanceBlockDevice{DeviceName: a.Device,
 				Ebs: InstanceEbsBlock{AttachTime: a.AttachTime, DeleteOnTermination: a.DeleteOnTermination, Status: a.State, VolumeID: a.VolumeID}})

@@ -246,8 +246,17 @@ func (s *Service) ensureRunning(ctx context.Context, key string, i Instance) err
 	if i.Status.State == StateTerminated || i.Status.State == StateShuttingDown {
 		return nil
 	}
-	// 1. The root disk: name it, then make it.
-	if i.Status.OverlayPath == "" {
+	// 1. The root disk: an EBS volume (rootvolume.go), or for instances
+	// from before root volumes the instance's own overlay: name it, then
+	// make it.
+	if s.usesRootVolume(i) {
+		if i, err = s.ensureRootVolume(ctx, key, i); err != nil {
+			return err
+		}
+		if err := changed(); err != nil {
+			return err
+		}
+	} else if i.Status.OverlayPath == "" {
 		if i, err = s.saveNames(ctx, key, func(i *Instance) { i.Status.OverlayPath = s.overlayPath(i.ID) }); err != nil {
 			return err
 		}
@@ -255,7 +264,7 @@ func (s *Service) ensureRunning(ctx context.Context, key string, i Instance) err
 			return err
 		}
 	}
-	if !exists(i.Status.OverlayPath) {
+	if !s.usesRootVolume(i) && !exists(i.Status.OverlayPath) {
 		if err := os.MkdirAll(filepath.Dir(i.Status.OverlayPath), 0o750); err != nil {
 			return fmt.Errorf("creating the instance directory: %w", err)
 		}
@@ -447,8 +456,13 @@ func (s *Service) ensureTerminated(ctx context.Context, key string, i Instance, 
 	if err := s.releaseVolumes(ctx, key, i); err != nil {
 		return err
 	}
-	// The run dir holds only the root overlay, which goes with the
-	// instance whatever its DeleteOnTermination says.
+	// The root volume too; the records of a terminated instance keep
+	// its id (as the volume's history), not the attachment.
+	if err := s.releaseRootVolume(ctx, i); err != nil {
+		return err
+	}
+	// The run dir holds only an old-style root overlay, which goes with
+	// the instance whatever its DeleteOnTermination says.
 	dir := filepath.Join(s.opts.StateDir, "instances", i.ID)
 	if i.Status.OverlayPath != "" && strings.HasPrefix(i.Status.OverlayPath, dir+string(filepath.Separator)) || exists(dir) {
 		if err := os.RemoveAll(dir); err != nil {
@@ -460,6 +474,7 @@ func (s *Service) ensureTerminated(ctx context.Context, key string, i Instance, 
 		s.setState(i, StateTerminated, reason, "")
 		i.Status.VMDefined = false
 		i.Status.ENIID, i.Status.Tap, i.Status.NetNS, i.Status.PrivateIP, i.Status.OverlayPath = "", "", "", "", ""
+		i.Status.RootDisk = nil
 	})
 	if err == nil {
 		// Come back when it is time to forget it.

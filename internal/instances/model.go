@@ -169,7 +169,17 @@ type Status struct {
 	StateReason           *StateReason `json:"stateReason,omitempty"`
 	StateTransitionReason string       `json:"stateTransitionReason,omitempty"`
 	// Generated names, saved before the things they name are made.
+	// OverlayPath is the root disk's file: the root volume's file in the
+	// block store, or (instances launched before root volumes, and
+	// services without Options.Volumes) the instance's own overlay.
 	OverlayPath string `json:"overlayPath,omitempty"`
+	// RootVolumeID is the EBS volume that is the root disk, recorded
+	// before the volume is made; empty for old-style overlay roots.
+	RootVolumeID string `json:"rootVolumeId,omitempty"`
+	// RootDisk is the root volume's disk as the VM gets it (its id is
+	// the volume id, its limits the volume type's), refreshed from the
+	// volume record before every definition of the VM.
+	RootDisk *hypervisor.Disk `json:"rootDisk,omitempty"`
 	ENIID       string `json:"eniId,omitempty"`
 	MAC         string `json:"mac,omitempty"`
 	PrivateIP   string `json:"privateIp,omitempty"`

@@ -400,10 +400,13 @@ func (s *Service) GuestMemoryMiB(typ string) int {
 // vmSpec is the VM definition of an instance.
 func (s *Service) vmSpec(i Instance) hypervisor.Spec {
 	t, _ := LookupInstanceType(i.InstanceType)
+	root := hypervisor.Disk{ID: "root", Path: i.Status.OverlayPath, Format: hypervisor.FormatQCOW2, Serial: "root"}
+	if i.Status.RootDisk != nil {
+		root = *i.Status.RootDisk // the root volume (rootvolume.go)
+	}
 	spec := hypervisor.Spec{
 		ID: i.ID, VCPUs: t.VCPUs, MemoryMiB: s.guestMemoryMiB(t),
-		Disks: append([]hypervisor.Disk{{ID: "root", Path: i.Status.OverlayPath, Format: hypervisor.FormatQCOW2, Serial: "root"}},
-			volumeDisks(i)...),
+		Disks:  append([]hypervisor.Disk{root}, volumeDisks(i)...),
 		Kernel: i.Boot.Kernel, Initrd: i.Boot.Initrd, Append: i.Boot.KernelCmdline,
 		SMBIOS: hypervisor.EC2Identity(i.ID, i.InstanceType),
 		Accel:  s.opts.Accel,

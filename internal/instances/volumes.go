@@ -215,8 +215,9 @@ var errNoEntry = errors.New("the instance holds no such volume")
 
 // SetVolumeDeleteOnTermination changes DeleteOnTermination of the volume
 // at device (ModifyInstanceAttribute BlockDeviceMapping). For the root
-// device it changes the recorded choice only: the root disk is the
-// instance's own overlay and goes with it.
+// device it changes the instance's choice, which terminate follows, and
+// the root volume's attachment record when the root is a volume (an
+// old-style root overlay goes with the instance whatever it says).
 func (s *Service) SetVolumeDeleteOnTermination(ctx context.Context, acct, instID, device string, on bool) error {
 	if _, err := s.Get(ctx, acct, instID); err != nil {
 		return err
@@ -225,7 +226,7 @@ func (s *Service) SetVolumeDeleteOnTermination(ctx context.Context, acct, instID
 	_, err := store.Update(ctx, s.opts.Store, instanceKey(acct, instID), func(i *Instance) error {
 		volID = ""
 		if device == i.Boot.RootDeviceName {
-			i.Boot.DeleteOnTermination = on
+			i.Boot.DeleteOnTermination, volID = on, i.Status.RootVolumeID
 			return nil
 		}
 		for k, a := range i.Volumes {
@@ -239,7 +240,13 @@ func (s *Service) SetVolumeDeleteOnTermination(ctx context.Context, acct, instID
 	if err != nil || volID == "" {
 		return err
 	}
+	if s.opts.Volumes == nil {
+		return nil
+	}
 	_, err = s.opts.Volumes.SetDeleteOnTermination(ctx, acct, volID, on)
+	if volID != "" && errdefs.Is(err, errdefs.ClassConflict) {
+		return nil // a root volume not attached yet: AttachRoot takes the instance's choice
+	}
 	return err
 }
 
@@ -404,6 +411,17 @@ func (h volumeHooks) Throttle(ctx context.Context, v volumes.Volume, t volumes.T
 	limits := VolumeThrottle(t)
 	if err := h.s.setVolume(ctx, instanceKey(i.AccountID, i.ID), v.ID, func(x *VolumeAttachment) { x.Disk.Throttle = limits }); err != nil {
 		return err
+	}
+	if v.ID == i.Status.RootVolumeID {
+		// The root volume's disk is in the status (rootvolume.go); the
+		// controller refreshes it from the volume record too.
+		if _, err := h.s.saveNames(ctx, instanceKey(i.AccountID, i.ID), func(x *Instance) {
+			if x.Status.RootDisk != nil && x.Status.RootDisk.ID == v.ID {
+				x.Status.RootDisk.Throttle = limits
+			}
+		}); err != nil {
+			return err
+		}
 	}
 	if !i.Status.VMDefined {
 		return nil

@@ -90,6 +90,9 @@ type Attachment struct {
 	State               string    `json:"state"`
 	AttachTime          time.Time `json:"attachTime"`
 	DeleteOnTermination bool      `json:"deleteOnTermination"`
+	// Root marks an instance's root volume (AttachRoot): it cannot be
+	// detached. Not part of EC2's shape.
+	Root bool `json:"root,omitempty"`
 }
 
 // Snapshot is an EBS snapshot record.
@@ -217,6 +220,10 @@ var (
 	deviceRe     = regexp.MustCompile(`^/dev/(sd|xvd)[f-p]$`)
 )
 
+// NewVolumeID makes a fresh volume id, for callers that record the id
+// before the volume exists (CreateInput.ID).
+func NewVolumeID() string { return newID("vol-") }
+
 func newID(prefix string) string {
 	b := make([]byte, 9)
 	_, _ = rand.Read(b)
@@ -315,6 +322,12 @@ type CreateInput struct {
 	// layer makes root volumes as copy-on-write overlays of it (SizeGiB
 	// required). The API never sets it.
 	BaseImage string
+	// ID, when set, is the new volume's id (from NewVolumeID): the
+	// instance layer records it before creating the root volume, so a
+	// terminate racing the launch always finds what was made. A volume
+	// with that id that exists already is returned as it is, which makes
+	// the call idempotent. The API never sets it.
+	ID string
 }
 
 // Create makes a volume. The data is in place when it returns (an empty
@@ -334,8 +347,19 @@ func (s *Service) Create(ctx context.Context, acct string, in CreateInput) (Volu
 	if in.Type == "" {
 		in.Type = GP2
 	}
+	if in.ID != "" {
+		if err := CheckVolumeID(in.ID); err != nil {
+			return Volume{}, err
+		}
+		if v, err := s.Get(ctx, acct, in.ID); err == nil || !errdefs.Is(err, errdefs.ClassNotFound) {
+			return v, err
+		}
+	}
 	v := Volume{ID: newID("vol-"), OwnerID: acct, AvailabilityZone: in.AvailabilityZone, State: StateCreating,
 		CreateTime: s.opts.Now().UTC().Truncate(time.Millisecond), SnapshotID: in.SnapshotID}
+	if in.ID != "" {
+		v.ID = in.ID
+	}
 	var snap Snapshot
 	if in.SnapshotID != "" {
 		if snap, err = s.GetSnapshot(ctx, acct, in.SnapshotID); err != nil {
@@ -392,7 +416,9 @@ func (s *Service) Create(ctx context.Context, acct string, in CreateInput) (Volu
 		} else if err != nil {
 			return Volume{}, err
 		}
-	} else if _, err := s.opts.Store.Create(ctx, volKey(acct, v.ID), v); err != nil {
+	} else if _, err := s.opts.Store.Create(ctx, volKey(acct, v.ID), v); errors.Is(err, store.ErrExists) && in.ID != "" {
+		return s.Get(ctx, acct, v.ID) // a concurrent retry made it
+	} else if err != nil {
 		return Volume{}, err
 	}
 	_, berr := s.opts.Backend.CreateVolume(ctx, blockdev.CreateVolumeInput{ID: v.ID, SizeBytes: int64(v.SizeGiB) << 30,
@@ -843,6 +869,41 @@ func (s *Service) Attach(ctx context.Context, acct, volID, instanceID, instanceZ
 	})
 }
 
+// AttachRoot records volID as the root volume of instance instanceID at
+// its root device (say /dev/xvda): attached at once, since the instance
+// layer defines the VM with it, and never detachable (Detach refuses). It
+// skips Attach's /dev/sdf–sdp rule, which is for data volumes. Calling it
+// again for the same instance changes nothing.
+func (s *Service) AttachRoot(ctx context.Context, acct, volID, instanceID, instanceZone, device string, deleteOnTermination bool) (Volume, error) {
+	if !instanceIDRe.MatchString(instanceID) {
+		return Volume{}, errdefs.InvalidParameter("InvalidInstanceID.Malformed", "Invalid id: \"%s\" (expecting \"i-...\")", instanceID)
+	}
+	if !strings.HasPrefix(device, "/dev/") {
+		return Volume{}, errdefs.InvalidParameter("InvalidParameterValue", "Value (%s) for the root device name is invalid; use a name such as /dev/xvda", device)
+	}
+	if _, err := s.Get(ctx, acct, volID); err != nil {
+		return Volume{}, err
+	}
+	return store.Update(ctx, s.opts.Store, volKey(acct, volID), func(v *Volume) error {
+		if len(v.Attachments) > 0 {
+			if a := v.Attachments[0]; a.InstanceID == instanceID && a.Root {
+				return nil
+			}
+			return errdefs.Conflict("VolumeInUse", "%s is already attached to an instance (%s)", volID, v.Attachments[0].InstanceID)
+		}
+		if v.AvailabilityZone != instanceZone {
+			return errdefs.InvalidParameter("InvalidVolume.ZoneMismatch", "The volume '%s' is not in the same availability zone as instance '%s' (%s vs %s)", volID, instanceID, v.AvailabilityZone, instanceZone)
+		}
+		if v.State != StateAvailable {
+			return errdefs.Conflict("IncorrectState", "Volume '%s' is %s; only available volumes can be attached", volID, v.State)
+		}
+		v.State = StateInUse
+		v.Attachments = []Attachment{{InstanceID: instanceID, Device: device, State: AttachAttached, Root: true,
+			AttachTime: s.opts.Now().UTC().Truncate(time.Millisecond), DeleteOnTermination: deleteOnTermination}}
+		return nil
+	})
+}
+
 // AttachDone finishes an Attach: attached when hotplugErr is nil, else
 // the attachment is dropped and the volume is available again.
 func (s *Service) AttachDone(ctx context.Context, acct, volID string, hotplugErr error) (Volume, error) {
@@ -872,6 +933,9 @@ func (s *Service) Detach(ctx context.Context, acct, volID, instanceID string) (V
 		}
 		if instanceID != "" && v.Attachments[0].InstanceID != instanceID {
 			return errdefs.NotFound("InvalidAttachment.NotFound", "Volume '%s' is not attached to instance '%s' but to '%s'", volID, instanceID, v.Attachments[0].InstanceID)
+		}
+		if v.Attachments[0].Root {
+			return errdefs.Conflict("OperationNotPermitted", "Volume '%s' is the root volume of %s (%s); labcloud does not detach root volumes: terminate the instance (with DeleteOnTermination false the volume stays, available) or snapshot the volume", volID, v.Attachments[0].InstanceID, v.Attachments[0].Device)
 		}
 		v.Attachments[0].State = AttachDetaching
 		return nil
