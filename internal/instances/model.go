@@ -179,12 +179,12 @@ type Status struct {
 	// RootDisk is the root volume's disk as the VM gets it (its id is
 	// the volume id, its limits the volume type's), refreshed from the
 	// volume record before every definition of the VM.
-	RootDisk *hypervisor.Disk `json:"rootDisk,omitempty"`
-	ENIID       string `json:"eniId,omitempty"`
-	MAC         string `json:"mac,omitempty"`
-	PrivateIP   string `json:"privateIp,omitempty"`
-	Tap         string `json:"tap,omitempty"`
-	NetNS       string `json:"netns,omitempty"`
+	RootDisk  *hypervisor.Disk `json:"rootDisk,omitempty"`
+	ENIID     string           `json:"eniId,omitempty"`
+	MAC       string           `json:"mac,omitempty"`
+	PrivateIP string           `json:"privateIp,omitempty"`
+	Tap       string           `json:"tap,omitempty"`
+	NetNS     string           `json:"netns,omitempty"`
 	// VMDefined is set once the hypervisor has the VM's definition.
 	VMDefined bool `json:"vmDefined,omitempty"`
 	// Reboots is how many of Spec.Reboots were carried out.
