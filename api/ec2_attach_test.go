@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -359,5 +360,120 @@ func snapState(t *testing.T, c *ec2.Client, id string, want ec2types.SnapshotSta
 			t.Fatalf("snapshot %s is %s (%s), want %s", id, s.State, aws.ToString(s.StateMessage), want)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// rootMapping is the root device's BlockDeviceMapping of DescribeInstances.
+func rootMapping(t *testing.T, i ec2types.Instance) ec2types.InstanceBlockDeviceMapping {
+	t.Helper()
+	for _, m := range i.BlockDeviceMappings {
+		if aws.ToString(m.DeviceName) == aws.ToString(i.RootDeviceName) {
+			return m
+		}
+	}
+	t.Fatalf("%s has no mapping at its root device %s: %+v", aws.ToString(i.InstanceId), aws.ToString(i.RootDeviceName), i.BlockDeviceMappings)
+	return ec2types.InstanceBlockDeviceMapping{}
+}
+
+// The root disk is an EBS volume: listed, attached at the root device,
+// the VM's disk named after it, never detached, modified and snapshotted
+// like any volume, deleted or kept at terminate per DeleteOnTermination.
+func TestRootVolumeAPI(t *testing.T) {
+	c, drv := newAttachClient(t)
+	ctx := context.Background()
+	run, err := c.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String("ami-0123456789abcdef0"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := *run.Instances[0].InstanceId
+	di := waitInstanceState(t, c, inst, ec2types.InstanceStateNameRunning)
+	rm := rootMapping(t, di)
+	root := aws.ToString(rm.Ebs.VolumeId)
+	if !strings.HasPrefix(root, "vol-") || !aws.ToBool(rm.Ebs.DeleteOnTermination) || rm.Ebs.Status != ec2types.AttachmentStatusAttached {
+		t.Fatalf("root mapping %s %+v", aws.ToString(rm.DeviceName), *rm.Ebs)
+	}
+	v := waitVolume(t, c, root, ec2types.VolumeStateInUse, ec2types.VolumeAttachmentStateAttached)
+	a := v.Attachments[0]
+	if aws.ToString(a.Device) != "/dev/xvda" || aws.ToString(a.InstanceId) != inst || !aws.ToBool(a.DeleteOnTermination) ||
+		aws.ToInt32(v.Size) != 2 || v.VolumeType != ec2types.VolumeTypeGp3 || aws.ToString(v.AvailabilityZone) != aws.ToString(di.Placement.AvailabilityZone) {
+		t.Fatalf("root volume %+v attachment %+v", v, a)
+	}
+	spec, _ := drv.Spec(inst)
+	if len(spec.Disks) == 0 || spec.Disks[0].ID != root || spec.Disks[0].Throttle == nil || spec.Disks[0].Throttle.IOPSTotal != 3000 {
+		t.Fatalf("the VM's first disk is %+v; want the root volume %s with gp3's limits", spec.Disks, root)
+	}
+
+	// Not detachable, not deletable while attached.
+	if _, err := c.DetachVolume(ctx, &ec2.DetachVolumeInput{VolumeId: aws.String(root)}); apiCode(err) != "OperationNotPermitted" {
+		t.Errorf("DetachVolume of the root volume: %v, want OperationNotPermitted", err)
+	}
+	if _, err := c.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(root)}); apiCode(err) != "VolumeInUse" {
+		t.Errorf("DeleteVolume of the root volume: %v, want VolumeInUse", err)
+	}
+	waitVolume(t, c, root, ec2types.VolumeStateInUse, ec2types.VolumeAttachmentStateAttached)
+
+	// ModifyVolume of the running root: the guest is told the new size,
+	// the VM gets the new type's limits.
+	if _, err := c.ModifyVolume(ctx, &ec2.ModifyVolumeInput{VolumeId: aws.String(root), Size: aws.Int32(3), VolumeType: ec2types.VolumeTypeGp2}); err != nil {
+		t.Fatal(err)
+	}
+	if got := drv.DiskSize(inst, root); got != 3<<30 {
+		t.Errorf("the guest sees the root at %d bytes, want %d", got, 3<<30)
+	}
+	if spec, _ := drv.Spec(inst); spec.Disks[0].Throttle == nil || spec.Disks[0].Throttle.IOPSTotal != 100 {
+		t.Errorf("root disk after ModifyVolume to gp2: %+v", spec.Disks[0])
+	}
+
+	// A snapshot of the stopped instance's root; the next start keeps
+	// the modified volume.
+	if _, err := c.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{inst}}); err != nil {
+		t.Fatal(err)
+	}
+	waitInstanceState(t, c, inst, ec2types.InstanceStateNameStopped)
+	snap, err := c.CreateSnapshot(ctx, &ec2.CreateSnapshotInput{VolumeId: aws.String(root)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSnapshotCompleted(t, c, *snap.SnapshotId)
+	if _, err := c.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{inst}}); err != nil {
+		t.Fatal(err)
+	}
+	di = waitInstanceState(t, c, inst, ec2types.InstanceStateNameRunning)
+	if got := aws.ToString(rootMapping(t, di).Ebs.VolumeId); got != root {
+		t.Fatalf("after a restart the root is %s, want %s", got, root)
+	}
+	if spec, _ := drv.Spec(inst); spec.Disks[0].ID != root || spec.Disks[0].Throttle == nil || spec.Disks[0].Throttle.IOPSTotal != 100 {
+		t.Errorf("redefined root disk %+v, want %s with gp2's limits", spec.Disks[0], root)
+	}
+	v = waitVolume(t, c, root, ec2types.VolumeStateInUse, ec2types.VolumeAttachmentStateAttached)
+	if aws.ToInt32(v.Size) != 3 || v.VolumeType != ec2types.VolumeTypeGp2 {
+		t.Errorf("root volume after ModifyVolume: %d GiB %s", aws.ToInt32(v.Size), v.VolumeType)
+	}
+
+	// A second instance keeps its root (DeleteOnTermination false at
+	// launch); the first one's goes with it.
+	run2, err := c.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String("ami-0123456789abcdef0"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		BlockDeviceMappings: []ec2types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"), Ebs: &ec2types.EbsBlockDevice{DeleteOnTermination: aws.Bool(false)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst2 := *run2.Instances[0].InstanceId
+	kept := aws.ToString(rootMapping(t, waitInstanceState(t, c, inst2, ec2types.InstanceStateNameRunning)).Ebs.VolumeId)
+	v = waitVolume(t, c, kept, ec2types.VolumeStateInUse, ec2types.VolumeAttachmentStateAttached)
+	if aws.ToBool(v.Attachments[0].DeleteOnTermination) {
+		t.Errorf("root volume of an instance launched with DeleteOnTermination false: %+v", v.Attachments[0])
+	}
+	if _, err := c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{inst, inst2}}); err != nil {
+		t.Fatal(err)
+	}
+	waitInstanceState(t, c, inst, ec2types.InstanceStateNameTerminated)
+	waitInstanceState(t, c, inst2, ec2types.InstanceStateNameTerminated)
+	if _, err := c.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{root}}); apiCode(err) != "InvalidVolume.NotFound" {
+		t.Errorf("DescribeVolumes of the terminated instance's root: %v, want InvalidVolume.NotFound", err)
+	}
+	waitVolume(t, c, kept, ec2types.VolumeStateAvailable, "")
+	// The kept root is an ordinary volume now: it can be deleted.
+	if _, err := c.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(kept)}); err != nil {
+		t.Errorf("DeleteVolume of a kept root volume: %v", err)
 	}
 }

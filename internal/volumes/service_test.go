@@ -291,6 +291,53 @@ func TestRootVolumeFromImage(t *testing.T) {
 	}
 }
 
+// A root volume: made under the id the instance layer recorded (again
+// under that id: the same volume), attached at the root device without
+// the /dev/sdf–sdp rule, never detached.
+func TestRootAttachment(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	base := t.TempDir() + "/ami.qcow2"
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", base, "1G").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	id := volumes.NewVolumeID()
+	in := volumes.CreateInput{ID: id, AvailabilityZone: "lab-1a", SizeGiB: ptr(2), Type: volumes.GP3, BaseImage: base}
+	v, err := s.Create(ctx, acct, in)
+	if err != nil || v.ID != id || v.State != volumes.StateAvailable {
+		t.Fatalf("Create with an id: %+v %v", v, err)
+	}
+	if again, err := s.Create(ctx, acct, in); err != nil || again.ID != id {
+		t.Fatalf("Create again with the id: %+v %v", again, err)
+	}
+	if list, _ := s.List(ctx, acct); len(list) != 1 {
+		t.Fatalf("%d volumes, want 1", len(list))
+	}
+	const inst = "i-0123456789abcdef0"
+	if _, err := s.AttachRoot(ctx, acct, id, inst, "lab-1b", "/dev/xvda", true); err == nil {
+		t.Fatal("AttachRoot across zones worked")
+	}
+	for range 2 {
+		if v, err = s.AttachRoot(ctx, acct, id, inst, "lab-1a", "/dev/xvda", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a := v.Attachments; v.State != volumes.StateInUse || len(a) != 1 || a[0].Device != "/dev/xvda" || a[0].State != volumes.AttachAttached || !a[0].Root || !a[0].DeleteOnTermination {
+		t.Fatalf("root attachment %+v", v)
+	}
+	_, err = s.AttachRoot(ctx, acct, id, "i-0123456789abcdef1", "lab-1a", "/dev/xvda", true)
+	wantCode(t, err, "VolumeInUse")
+	_, err = s.Detach(ctx, acct, id, "")
+	wantCode(t, err, "OperationNotPermitted")
+	wantCode(t, s.Delete(ctx, acct, id), "VolumeInUse")
+	if v, err = s.Release(ctx, acct, id, inst); err != nil || v.State != volumes.StateAvailable {
+		t.Fatalf("Release: %+v %v", v, err)
+	}
+	if err := s.Delete(ctx, acct, id); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestClientToken(t *testing.T) {
 	s := newService(t)
 	ctx := context.Background()
