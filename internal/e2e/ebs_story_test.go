@@ -19,7 +19,8 @@ import (
 // `labcloud snapshots` shows), a volume from the first snapshot on the
 // other VM holding the first content only, the first snapshot deleted and
 // a volume from the second still whole, EC2's zone and in-use rules, and
-// a terminated instance's root disk gone while its extra volume stays.
+// a terminated instance's root volume (listed, snapshotted live while it
+// ran) gone while its extra volume stays.
 func TestEBSStory(t *testing.T) {
 	lookTool(t, "qemu-img")
 	d, e, ami := startVMLab(t)
@@ -211,17 +212,63 @@ func TestEBSStory(t *testing.T) {
 	e.volumeState(r1.VolumeId, "available", "", 2*time.Minute)
 	onB(`for b in /sys/block/vd*; do [ "$(cat $b/serial 2>/dev/null)" = "`+strings.ReplaceAll(r1.VolumeId, "-", "")+`" ] && exit 1; done; true`, time.Minute)
 
-	// Terminate the first instance with the volume still attached: its
-	// root disk is gone, the volume is kept (available, listed).
-	root := filepath.Join(d.stateDir, "instances", idA, "root.qcow2")
-	if _, err := os.Stat(root); err != nil {
-		t.Fatalf("the running instance's root disk: %v", err)
+	// The root disk is an EBS volume too: named by the root block device
+	// mapping, in-use at /dev/xvda, gp3, DeleteOnTermination; it cannot
+	// be detached, and a snapshot of it is taken while the VM runs.
+	var described struct {
+		Reservations []struct {
+			Instances []struct {
+				RootDeviceName      string
+				BlockDeviceMappings []struct {
+					DeviceName string
+					Ebs        struct {
+						VolumeId            string
+						DeleteOnTermination bool
+					}
+				}
+			}
+		}
 	}
+	e.ok(&described, "labcloud", "ec2", "describe-instances", "--instance-ids", idA)
+	var rootVol string
+	inst := described.Reservations[0].Instances[0]
+	for _, m := range inst.BlockDeviceMappings {
+		if m.DeviceName == inst.RootDeviceName {
+			rootVol = m.Ebs.VolumeId
+		}
+	}
+	if inst.RootDeviceName != "/dev/xvda" || !strings.HasPrefix(rootVol, "vol-") {
+		t.Fatalf("describe-instances root device %q mappings %+v: want /dev/xvda with a VolumeId", inst.RootDeviceName, inst.BlockDeviceMappings)
+	}
+	rv := e.volumeState(rootVol, "in-use", "attached", time.Minute)
+	if a := rv.Attachments[0]; a.Device != "/dev/xvda" || a.InstanceId != idA || !a.DeleteOnTermination {
+		t.Errorf("root volume attachment %+v", a)
+	}
+	var rootInfo struct{ Volumes []volumeJSON }
+	e.ok(&rootInfo, "labcloud", "ec2", "describe-volumes", "--volume-ids", rootVol)
+	if x := rootInfo.Volumes[0]; x.VolumeType != "gp3" || x.Size < 1 || x.AvailabilityZone != zone {
+		t.Errorf("root volume %+v: want gp3 in %s", x, zone)
+	}
+	e.fails("OperationNotPermitted", "labcloud", "ec2", "detach-volume", "--volume-id", rootVol)
+	var rs snapshotJSON
+	e.ok(&rs, "labcloud", "ec2", "create-snapshot", "--volume-id", rootVol, "--description", "root of a running instance")
+	e.ok(nil, "labcloud", "ec2", "wait", "snapshot-completed", "--snapshot-ids", rs.SnapshotId)
+	onA("sync; ls / >/dev/null", time.Minute) // the guest runs on after the live snapshot
+	root := filepath.Join(d.stateDir, "volumes", "volumes", rootVol+".qcow2")
+	if _, err := os.Stat(root); err != nil {
+		t.Fatalf("the running instance's root volume file: %v", err)
+	}
+
+	// Terminate the first instance with the volume still attached: its
+	// root volume is gone (DeleteOnTermination), the data volume is kept
+	// (available, listed), and so is the root's snapshot.
 	e.ok(nil, "labcloud", "ec2", "terminate-instances", "--instance-ids", idA)
 	e.waitState(idA, "terminated", 3*time.Minute)
+	e.fails("InvalidVolume.NotFound", "labcloud", "ec2", "describe-volumes", "--volume-ids", rootVol)
 	if _, err := os.Stat(root); !os.IsNotExist(err) {
-		t.Errorf("the terminated instance's root disk %s is still there (%v)", root, err)
+		t.Errorf("the terminated instance's root volume file %s is still there (%v)", root, err)
 	}
+	e.ok(nil, "labcloud", "ec2", "delete-snapshot", "--snapshot-id", rs.SnapshotId)
 	e.volumeState(v.VolumeId, "available", "", time.Minute)
 	var listed struct{ Volumes []volumeJSON }
 	e.ok(&listed, "labcloud", "ec2", "describe-volumes")
