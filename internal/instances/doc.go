@@ -15,12 +15,16 @@
 // idempotent step after the other, saving each generated name into Status
 // before making the thing it names:
 //
-//	root overlay   <StateDir>/instances/<id>/root.qcow2 (qemu-img create -b <image>)
+//	root volume    Status.RootVolumeID → volumes.Create (gp3 overlay of the
+//	               image) + AttachRoot at the root device (rootvolume.go);
+//	               without Options.Volumes, and for instances from before
+//	               root volumes: <StateDir>/instances/<id>/root.qcow2
 //	ENI            Network.CreateENI → ENI id, MAC, IP, tap, netns
 //	VM             hypervisor Create (re-defined at every start) + Start
 //
 // Stop stops the VM and keeps everything else; terminate destroys the VM,
-// deletes the ENI and the instance directory, and after
+// deletes the ENI, releases the volumes (deleting those, root included,
+// marked DeleteOnTermination) and removes the instance directory, and after
 // Options.TerminatedRetention the record. A VM that stops on its own is
 // recorded too: a guest power-off becomes stopped or terminated per
 // InstanceInitiatedShutdownBehavior (Client.InstanceInitiatedShutdown),

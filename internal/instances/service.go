@@ -59,13 +59,15 @@ type Options struct {
 	Network  Network
 	Images   Images
 	KeyPairs KeyPairs
-	// Volumes is the EBS service whose volumes AttachVolume attaches
-	// (nil: AttachVolume and DetachVolume answer Unavailable).
+	// Volumes is the EBS service whose volumes AttachVolume attaches and
+	// which holds the root volumes (nil: AttachVolume and DetachVolume
+	// answer Unavailable, and root disks are overlays in StateDir).
 	Volumes *volumes.Service
 	// Region names the region (metadata, host names).
 	Region string
 	// StateDir holds <StateDir>/instances/<id>/root.qcow2, the root disk
-	// overlays on the images' base disks.
+	// overlays on the images' base disks of instances without a root
+	// volume.
 	StateDir string
 	// Accel is passed to every VM (auto by default).
 	Accel hypervisor.Accel
