@@ -248,15 +248,20 @@ func (s *Service) ensureRunning(ctx context.Context, key string, i Instance) err
 	}
 	// 1. The root disk: an EBS volume (rootvolume.go), or for instances
 	// from before root volumes the instance's own overlay: name it, then
-	// make it.
-	if s.usesRootVolume(i) {
+	// make it. The root volume is seen to before the VM is (re)defined,
+	// not on every resync of a running instance: a passing store error
+	// must not count against a VM that runs fine (fail stops it after
+	// MaxAttempts).
+	rootVolume := s.usesRootVolume(i)
+	if rootVolume && (i.Status.State != StateRunning || i.Status.RootDisk == nil) {
 		if i, err = s.ensureRootVolume(ctx, key, i); err != nil {
 			return err
 		}
 		if err := changed(); err != nil {
 			return err
 		}
-	} else if i.Status.OverlayPath == "" {
+	}
+	if !rootVolume && i.Status.OverlayPath == "" {
 		if i, err = s.saveNames(ctx, key, func(i *Instance) { i.Status.OverlayPath = s.overlayPath(i.ID) }); err != nil {
 			return err
 		}
@@ -264,7 +269,7 @@ func (s *Service) ensureRunning(ctx context.Context, key string, i Instance) err
 			return err
 		}
 	}
-	if !s.usesRootVolume(i) && !exists(i.Status.OverlayPath) {
+	if !rootVolume && !exists(i.Status.OverlayPath) {
 		if err := os.MkdirAll(filepath.Dir(i.Status.OverlayPath), 0o750); err != nil {
 			return fmt.Errorf("creating the instance directory: %w", err)
 		}

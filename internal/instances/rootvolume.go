@@ -85,6 +85,13 @@ func (s *Service) ensureRootVolume(ctx context.Context, key string, i Instance) 
 			return i, fmt.Errorf("attaching the root volume: %w", err)
 		}
 	}
+	if a := v.Attachments[0]; a.DeleteOnTermination != i.Boot.DeleteOnTermination {
+		// ModifyInstanceAttribute changed it before the attachment
+		// existed; the instance's choice is the one terminate follows.
+		if v, err = vols.SetDeleteOnTermination(ctx, i.AccountID, id, i.Boot.DeleteOnTermination); err != nil {
+			return i, fmt.Errorf("recording DeleteOnTermination of the root volume: %w", err)
+		}
+	}
 	bv, err := vols.Backend().Volume(ctx, id)
 	if err != nil {
 		return i, fmt.Errorf("finding the storage of the root volume %s: %w", id, err)
