@@ -81,7 +81,7 @@ func (s *Server) createImage(ctx context.Context, c *Call, in *CreateImageInput)
 	vols := s.opts.Volumes
 	if vols != nil {
 		cin.Snapshot = func(ctx context.Context, im imagestore.Image) (string, error) {
-			sn, err := vols.SnapshotImage(ctx, volumes.ImageSnapshotInput{OwnerID: acct, ImageID: im.ID, InstanceID: in.InstanceID,
+			sn, err := vols.SnapshotImage(ctx, volumes.ImageSnapshotInput{OwnerID: acct, ImageID: im.ID, InstanceID: in.InstanceID, VolumeID: root.VolumeID,
 				Disk: im.Disk, SizeGiB: root.Boot.RootSizeGiB, Boot: volumes.Boot{Kernel: im.Kernel, Initrd: im.Initrd,
 					KernelCmdline: im.KernelCmdline, Architecture: im.Architecture, RootDeviceName: im.RootDeviceName}})
 			snapID = sn.ID

@@ -285,7 +285,17 @@ func TestImageSnapshotsWire(t *testing.T) {
 		t.Fatalf("DescribeSnapshots %s: %v %+v", snapID, err, ds)
 	}
 	sn := ds.Snapshots[0]
-	if sn.State != ec2types.SnapshotStateCompleted || aws.ToString(sn.VolumeId) != "vol-ffffffff" || aws.ToInt32(sn.VolumeSize) != 1 ||
+	// Its VolumeId is the root volume it was copied from (vol-ffffffff
+	// for an instance whose root is not a volume).
+	wantVol := "vol-ffffffff"
+	if di, err := env.admin.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}); err == nil {
+		for _, m := range di.Reservations[0].Instances[0].BlockDeviceMappings {
+			if v := aws.ToString(m.Ebs.VolumeId); aws.ToString(m.DeviceName) == "/dev/xvda" && v != "" {
+				wantVol = v
+			}
+		}
+	}
+	if sn.State != ec2types.SnapshotStateCompleted || aws.ToString(sn.VolumeId) != wantVol || aws.ToInt32(sn.VolumeSize) != 1 ||
 		aws.ToString(sn.Description) != "Created by CreateImage("+id+") for "+amiID || aws.ToString(sn.OwnerId) == env.otherID {
 		t.Fatalf("CreateImage's snapshot: %+v", sn)
 	}

@@ -66,7 +66,17 @@ func TestSnapshotAMIRoundTrip(t *testing.T) {
 	}
 	var ss snapshotsJSON
 	e.ok(&ss, "labcloud", "ec2", "describe-snapshots", "--snapshot-ids", snap)
-	if len(ss.Snapshots) != 1 || ss.Snapshots[0].State != "completed" || ss.Snapshots[0].VolumeId != "vol-ffffffff" ||
+	// Its VolumeId is the first instance's root volume.
+	var root struct {
+		Reservations []struct {
+			Instances []struct {
+				BlockDeviceMappings []struct{ Ebs struct{ VolumeId string } }
+			}
+		}
+	}
+	e.ok(&root, "labcloud", "ec2", "describe-instances", "--instance-ids", first)
+	rootVol := root.Reservations[0].Instances[0].BlockDeviceMappings[0].Ebs.VolumeId
+	if len(ss.Snapshots) != 1 || ss.Snapshots[0].State != "completed" || ss.Snapshots[0].VolumeId != rootVol || rootVol == "" ||
 		ss.Snapshots[0].Description != fmt.Sprintf("Created by CreateImage(%s) for %s", first, ci.ImageId) {
 		t.Fatalf("describe-snapshots %s: %+v", snap, ss)
 	}

@@ -14,6 +14,9 @@ type RootDisk struct {
 	InstanceID string
 	ImageID    string
 	Boot       BootSource
+	// VolumeID is the root EBS volume (empty for an instance from
+	// before root volumes, whose root is an overlay file).
+	VolumeID string
 }
 
 // RootDisk returns the root disk of a running or stopped instance of the
@@ -29,7 +32,7 @@ func (s *Service) RootDisk(ctx context.Context, account, id string) (RootDisk, e
 	if i.Status.OverlayPath == "" {
 		return RootDisk{}, errdefs.Conflict("IncorrectInstanceState", "The instance '%s' has no root disk yet: wait until it is running or stopped", id)
 	}
-	return RootDisk{InstanceID: i.ID, ImageID: i.ImageID, Boot: i.Boot}, nil
+	return RootDisk{InstanceID: i.ID, ImageID: i.ImageID, Boot: i.Boot, VolumeID: i.Status.RootVolumeID}, nil
 }
 
 // CopyRootDisk writes the instance's root disk, its overlay chain

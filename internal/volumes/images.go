@@ -17,9 +17,9 @@ import (
 
 // NoSourceVolume is the VolumeId of snapshots that were not taken of an
 // EBS volume record, as AWS writes it for snapshots without a source
-// volume (CopySnapshot's and CreateImage's in some regions). labcloud's
-// root volumes are overlays of the instance layer, not vol- records, so
-// the snapshot CreateImage takes of one carries this id.
+// volume (CopySnapshot's and CreateImage's in some regions): CreateImage
+// of an instance from before root volumes, whose root is an overlay file
+// of the instance layer.
 const NoSourceVolume = "vol-ffffffff"
 
 // Boot is what an AMI boots with besides its disk. A snapshot taken by
@@ -42,6 +42,9 @@ type ImageSnapshotInput struct {
 	OwnerID    string
 	ImageID    string
 	InstanceID string
+	// VolumeID is the root volume the disk was copied from, shown as the
+	// snapshot's VolumeId; empty: NoSourceVolume.
+	VolumeID string
 	// Disk is the AMI's standalone, read-only qcow2 disk.
 	Disk string
 	// SizeGiB is the root volume's size; 0 means the disk's own size.
@@ -74,7 +77,11 @@ func (s *Service) SnapshotImage(ctx context.Context, in ImageSnapshotInput) (sn 
 	if in.Disk == "" {
 		return Snapshot{}, errors.New("volumes: ImageSnapshotInput.Disk is required")
 	}
-	sn = Snapshot{ID: newID("snap-"), OwnerID: in.OwnerID, VolumeID: NoSourceVolume, VolumeSize: in.SizeGiB, State: "pending",
+	src := in.VolumeID
+	if src == "" {
+		src = NoSourceVolume
+	}
+	sn = Snapshot{ID: newID("snap-"), OwnerID: in.OwnerID, VolumeID: src, VolumeSize: in.SizeGiB, State: "pending",
 		StartTime:   s.opts.Now().UTC().Truncate(time.Millisecond),
 		Description: fmt.Sprintf("Created by CreateImage(%s) for %s", in.InstanceID, in.ImageID)}
 	if _, err := s.opts.Store.Create(ctx, snapKey(in.OwnerID, sn.ID), sn); err != nil {
