@@ -95,9 +95,11 @@ func PlanLiveSnapshot(in LiveSnapshotInput) LiveSnapshotPlan {
 
 // BlockResize is the QMP command that grows an attached volume to size
 // bytes (ModifyVolume on an in-use volume); call Backend.ResizeVolume
-// afterwards to record the size.
-func BlockResize(formatNode string, size int64) QMPCommand {
-	return QMPCommand{Execute: "block_resize", Arguments: map[string]any{"node-name": formatNode, "size": size}}
+// afterwards to record the size. node must be the node the guest's
+// device sits on (hypervisor/qemu: the throttle node "thr-<disk id>"): a
+// node below a filter grows, but the device is never told.
+func BlockResize(node string, size int64) QMPCommand {
+	return QMPCommand{Execute: "block_resize", Arguments: map[string]any{"node-name": node, "size": size}}
 }
 
 // FormatNodeOptions is the blockdev-add of volume v's qcow2 format node

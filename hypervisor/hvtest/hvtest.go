@@ -49,6 +49,9 @@ type Harness struct {
 	// serial; SeesNIC one with this MAC.
 	SeesDisk func(t *testing.T, d hypervisor.Driver, id, serial string) bool
 	SeesNIC  func(t *testing.T, d hypervisor.Driver, id, mac string) bool
+	// GuestDiskBytes is the size the running guest's kernel gives the
+	// disk with this serial; nil: the harness cannot tell.
+	GuestDiskBytes func(t *testing.T, d hypervisor.Driver, id, serial string) int64
 	// PowerOffFromGuest makes the guest power itself off, as
 	// `shutdown -h now` inside it would.
 	PowerOffFromGuest func(t *testing.T, d hypervisor.Driver, id string)
@@ -357,6 +360,14 @@ func testLifecycle(t *testing.T, h Harness) {
 			must(t, "SetDiskThrottle", th.SetDiskThrottle(ctx, id, disk.ID, hypervisor.Throttle{IOPSTotal: 500, BPSTotal: 64 << 20}))
 			must(t, "SetDiskThrottle (unlimited)", th.SetDiskThrottle(ctx, id, disk.ID, hypervisor.Throttle{}))
 			wantClass(t, "SetDiskThrottle of an unknown disk", th.SetDiskThrottle(ctx, id, "vol-none", hypervisor.Throttle{}), errdefs.ClassNotFound)
+		}
+		// A disk grown under the running guest (EBS ModifyVolume): the
+		// guest's kernel sees the new size.
+		if r, ok := d.(hypervisor.DiskResizer); ok && h.GuestDiskBytes != nil {
+			before := h.GuestDiskBytes(t, d, id, disk.Serial)
+			grown := before + 64<<20
+			must(t, "ResizeDisk", r.ResizeDisk(ctx, id, disk.ID, grown))
+			eventually(t, h.Timeout, "the guest sees the grown disk", func() bool { return h.GuestDiskBytes(t, d, id, disk.Serial) == grown })
 		}
 		must(t, "DetachDisk", d.DetachDisk(ctx, id, disk.ID))
 		eventually(t, h.Timeout, "the guest no longer sees the disk", func() bool { return !h.SeesDisk(t, d, id, disk.Serial) })

@@ -1146,9 +1146,12 @@ func (d *Driver) SetDiskThrottle(ctx context.Context, id, diskID string, limits 
 }
 
 // ResizeDisk tells a running VM that disk diskID's image grew to
-// sizeBytes (block_resize on its format node, which the guest's
-// virtio-blk sees as a capacity change). On a VM that is not running it
-// does nothing: QEMU reads the size at the next start.
+// sizeBytes: block_resize on the node the guest's device sits on (the
+// throttle node, which passes it down to the format node), which the
+// guest's virtio-blk sees as a capacity change. Resizing the format node
+// itself grows the image but never reaches the device above the filter:
+// the guest kept the old size. On a VM that is not running it does
+// nothing: QEMU reads the size at the next start.
 func (d *Driver) ResizeDisk(ctx context.Context, id, diskID string, sizeBytes int64) error {
 	v, err := d.handle(id)
 	if err != nil {
@@ -1173,7 +1176,7 @@ func (d *Driver) ResizeDisk(ctx context.Context, id, diskID string, sizeBytes in
 	if err != nil {
 		return err
 	}
-	if err := mon.Run(ctx, "block_resize", map[string]any{"node-name": formatNode(diskID), "size": sizeBytes}, nil); err != nil {
+	if err := mon.Run(ctx, "block_resize", map[string]any{"node-name": throttleNode(diskID), "size": sizeBytes}, nil); err != nil {
 		return fmt.Errorf("growing disk %s of VM %s to %d bytes: %w", diskID, id, sizeBytes, err)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -109,6 +110,38 @@ func guestDevices(t *testing.T, d hypervisor.Driver, id string) map[string]bool 
 	return seen
 }
 
+// guestDiskBytes asks the guest (console command "size vdX") for the
+// size of the disk with this serial; -1 while the guest has no such disk.
+func guestDiskBytes(t *testing.T, d hypervisor.Driver, id, serial string) int64 {
+	name := ""
+	for _, f := range strings.Fields(testguest.LastDevices(consoleLog(t, d, id))) {
+		if n, v, ok := strings.Cut(f, "="); ok && v == serial {
+			name = n
+		}
+	}
+	if name == "" {
+		return -1
+	}
+	answer := []byte(testguest.SizePrefix + name + "=")
+	seen := bytes.Count(consoleLog(t, d, id), answer)
+	var sectors int64 = -1
+	askConsole(t, d, id, "size "+name, "the guest's answer to size "+name, func(log []byte) bool {
+		if bytes.Count(log, answer) <= seen {
+			return false
+		}
+		rest := log[bytes.LastIndex(log, answer)+len(answer):]
+		end := bytes.IndexByte(rest, '\n')
+		if end < 0 {
+			return false
+		}
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(rest[:end])), 10, 64); err == nil {
+			sectors = n
+		}
+		return true
+	})
+	return sectors * 512
+}
+
 func newDisk(t *testing.T, id string) hypervisor.Disk {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), id+".qcow2")
@@ -161,6 +194,16 @@ func processes(t *testing.T, runDir, id string) int {
 // the guest has not read yet when the client hangs up.
 func typeOnConsole(t *testing.T, d hypervisor.Driver, id, line, until string) {
 	t.Helper()
+	askConsole(t, d, id, line, fmt.Sprintf("the guest answers %q with %q", line, until), func(log []byte) bool {
+		return bytes.Contains(log, []byte(until))
+	})
+}
+
+// askConsole types line on the guest's serial console and keeps the
+// connection open until answered says the console log holds the answer
+// (closing at once could drop the line).
+func askConsole(t *testing.T, d hypervisor.Driver, id, line, what string, answered func(log []byte) bool) {
+	t.Helper()
 	c, err := d.Console(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
@@ -174,9 +217,7 @@ func typeOnConsole(t *testing.T, d hypervisor.Driver, id, line, until string) {
 	if _, err := conn.Write([]byte(line + "\n")); err != nil {
 		t.Fatalf("typing on the console: %v", err)
 	}
-	waitFor(t, fmt.Sprintf("the guest answers %q with %q", line, until), func() bool {
-		return bytes.Contains(consoleLog(t, d, id), []byte(until))
-	})
+	waitFor(t, what, func() bool { return answered(consoleLog(t, d, id)) })
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -216,8 +257,9 @@ func TestConformance(t *testing.T) {
 		Boots: func(t *testing.T, d hypervisor.Driver, id string) int {
 			return bytes.Count(consoleLog(t, d, id), []byte(testguest.BootMarker))
 		},
-		SeesDisk: func(t *testing.T, d hypervisor.Driver, id, serial string) bool { return guestDevices(t, d, id)[serial] },
-		SeesNIC:  func(t *testing.T, d hypervisor.Driver, id, mac string) bool { return guestDevices(t, d, id)[mac] },
+		SeesDisk:       func(t *testing.T, d hypervisor.Driver, id, serial string) bool { return guestDevices(t, d, id)[serial] },
+		SeesNIC:        func(t *testing.T, d hypervisor.Driver, id, mac string) bool { return guestDevices(t, d, id)[mac] },
+		GuestDiskBytes: guestDiskBytes,
 		PowerOffFromGuest: func(t *testing.T, d hypervisor.Driver, id string) {
 			typeOnConsole(t, d, id, "poweroff", testguest.PowerOffMarker)
 		},

@@ -12,7 +12,8 @@
 //     inside the guest,
 //   - prints BootMarker once booted, and
 //   - answers commands typed on the serial console: "ping X" prints
-//     "labcloud-testguest: pong X", "poweroff" powers off.
+//     "labcloud-testguest: pong X", "size vdX" the disk's size in
+//     sectors, "poweroff" powers off.
 //
 // It needs the Debian packages busybox-static and apt (with package lists:
 // apt-get update), and root for nothing.
@@ -42,6 +43,9 @@ const (
 	DevicesPrefix = "labcloud-testguest: devices "
 	// PongPrefix starts the answer to "ping X".
 	PongPrefix = "labcloud-testguest: pong "
+	// SizePrefix starts the answer to "size vdX": "vdX=SECTORS", the
+	// disk's size as the guest's kernel sees it (512-byte sectors).
+	SizePrefix = "labcloud-testguest: size "
 	// PowerButtonMarker is printed when the guest reacts to the power
 	// button.
 	PowerButtonMarker = "labcloud-testguest: power button"
@@ -324,6 +328,7 @@ stty -F /dev/ttyS0 -echo 2>/dev/null
 	while read -r cmd arg; do
 		case "$cmd" in
 		ping) echo "` + PongPrefix + `$arg" ;;
+		size) echo "` + SizePrefix + `$arg=$(cat /sys/block/$arg/size 2>/dev/null)" ;;
 		poweroff) echo "` + PowerOffMarker + `"; poweroff -f ;;
 		esac
 	done
