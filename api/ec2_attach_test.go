@@ -157,11 +157,20 @@ func TestAttachVolumeAPI(t *testing.T) {
 	if _, err := os.Stat(d.Path); err != nil {
 		t.Errorf("the disk's file: %v", err)
 	}
-	di := waitInstanceState(t, c, inst, ec2types.InstanceStateNameRunning)
+	// The controller settles the volume record, then the instance's:
+	// DescribeInstances may say attaching for a moment after the volume
+	// says attached.
+	var di ec2types.Instance
 	var sdf *ec2types.InstanceBlockDeviceMapping
-	for k := range di.BlockDeviceMappings {
-		if *di.BlockDeviceMappings[k].DeviceName == "/dev/sdf" {
-			sdf = &di.BlockDeviceMappings[k]
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		di, sdf = waitInstanceState(t, c, inst, ec2types.InstanceStateNameRunning), nil
+		for k := range di.BlockDeviceMappings {
+			if *di.BlockDeviceMappings[k].DeviceName == "/dev/sdf" {
+				sdf = &di.BlockDeviceMappings[k]
+			}
+		}
+		if sdf == nil || sdf.Ebs.Status == ec2types.AttachmentStatusAttached || time.Now().After(deadline) {
+			break
 		}
 	}
 	if sdf == nil || *sdf.Ebs.VolumeId != vol || sdf.Ebs.Status != ec2types.AttachmentStatusAttached || *sdf.Ebs.DeleteOnTermination {
